@@ -1,0 +1,103 @@
+"""trio_pool: urllib3's connection pools, retries and timeouts, for trio.
+
+Every public name lives in a private module and is re-exported here.
+"""
+
+from __future__ import annotations
+
+from ._exceptions import (
+    BodyNotHttplibCompatible,
+    ClosedPoolError,
+    ConnectTimeoutError,
+    DecodeError,
+    DependencyWarning,
+    EmptyPoolError,
+    FullPoolError,
+    HeaderParsingError,
+    HostChangedError,
+    HTTPError,
+    HTTPWarning,
+    IncompleteRead,
+    InsecureRequestWarning,
+    InvalidChunkLength,
+    InvalidHeader,
+    LocationParseError,
+    LocationValueError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    PoolError,
+    ProtocolError,
+    ProxyError,
+    ProxySchemeUnknown,
+    ProxySchemeUnsupported,
+    ReadTimeoutError,
+    RequestError,
+    ResponseError,
+    ResponseNotChunked,
+    SecurityWarning,
+    SSLError,
+    TimeoutError,
+    UnrewindableBodyError,
+    URLSchemeUnknown,
+)
+from ._fields import RequestField, encode_multipart_formdata
+from ._headers import HTTPHeaderDict, make_headers
+from ._pool import HTTPConnectionPool, PoolStatistics, connection_from_url
+from ._response import HTTPResponse
+from ._retry import RequestHistory, Retry
+from ._timeout import DEFAULT_TIMEOUT, Timeout
+from ._url import Url, parse_url
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "BodyNotHttplibCompatible",
+    "ClosedPoolError",
+    "ConnectTimeoutError",
+    "DecodeError",
+    "DependencyWarning",
+    "EmptyPoolError",
+    "FullPoolError",
+    "HTTPConnectionPool",
+    "HTTPError",
+    "HTTPHeaderDict",
+    "HTTPResponse",
+    "HTTPWarning",
+    "HeaderParsingError",
+    "HostChangedError",
+    "IncompleteRead",
+    "InsecureRequestWarning",
+    "InvalidChunkLength",
+    "InvalidHeader",
+    "LocationParseError",
+    "LocationValueError",
+    "MaxRetryError",
+    "NameResolutionError",
+    "NewConnectionError",
+    "PoolError",
+    "PoolStatistics",
+    "ProtocolError",
+    "ProxyError",
+    "ProxySchemeUnknown",
+    "ProxySchemeUnsupported",
+    "ReadTimeoutError",
+    "RequestError",
+    "RequestField",
+    "RequestHistory",
+    "ResponseError",
+    "ResponseNotChunked",
+    "Retry",
+    "SSLError",
+    "SecurityWarning",
+    "Timeout",
+    "TimeoutError",
+    "URLSchemeUnknown",
+    "UnrewindableBodyError",
+    "Url",
+    "__version__",
+    "connection_from_url",
+    "encode_multipart_formdata",
+    "make_headers",
+    "parse_url",
+]

@@ -1,0 +1,159 @@
+"""Opening connections, and the task that owns each one while it is idle.
+
+Theory of operation
+-------------------
+Every connection a pool opens gets a task in the pool's nursery
+(:meth:`Connection.run`). The task is the connection's owner of last resort:
+it is the only code that closes the stream, so closing never needs an
+``await`` from whoever decides it (a release in a ``finally`` block, a
+cancelled request) and nothing outlives the pool's nursery.
+
+A connection is in one of three states:
+
+``ACTIVE``
+    leased to a request/response. The task sleeps on ``_wake``.
+``IDLE``
+    in the pool's idle set. The task sits in ``receive_some`` on the stream,
+    inside a cancel scope whose deadline is the keep-alive expiry. If the
+    server closes the connection, sends stray bytes, or the deadline passes,
+    the task drops the connection from the pool and closes it — so a dead
+    connection is found before a request is written to it.
+``CLOSED``
+    finished; the task has closed (or is closing) the stream.
+
+Checking out an idle connection (:meth:`Connection.take`) must get the task
+out of ``receive_some`` before the request uses the stream. If the task has
+not started watching yet, the checkout is synchronous. Otherwise the checkout
+cancels the watch scope and waits for the task to confirm the hand-off: the
+task may instead report that the server closed the connection at that very
+moment, and the pool then tries another connection. Cancelling a receive
+on a trio ``SocketStream`` or an ``SSLStream`` past its handshake loses no
+data, so a handed-off connection is intact.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+
+import trio
+
+from ._http11 import HTTP11Connection
+
+__all__ = ["ConnState", "Connection"]
+
+
+class ConnState(enum.Enum):
+    """Where a connection is in its life."""
+
+    ACTIVE = "active"
+    IDLE = "idle"
+    CLOSED = "closed"
+
+
+#: Called by the task as it closes its connection, with the reason.
+CloseHook = Callable[["Connection", str], None]
+
+
+class Connection:
+    """One pooled HTTP/1.1 connection and its owning task.
+
+    Args:
+        stream: the connected transport.
+        pool: the owning pool, named in error messages.
+    """
+
+    __slots__ = ("_handoff", "_wake", "_watch_scope", "http", "idle_deadline", "state")
+
+    def __init__(self, stream: trio.abc.Stream, pool: object = None) -> None:
+        self.http = HTTP11Connection(stream, pool)
+        self.state = ConnState.ACTIVE
+        self.idle_deadline = math.inf
+        self._wake = trio.Event()
+        self._watch_scope: trio.CancelScope | None = None
+        self._handoff: trio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.state.value} at {id(self):#x}>"
+
+    # -- called by the pool (synchronous: safe in finally blocks) ----------
+
+    def make_idle(self, deadline: float) -> None:
+        """Hand the connection back to its task to watch until ``deadline``."""
+        self.state = ConnState.IDLE
+        self.idle_deadline = deadline
+        self._wake.set()
+
+    def discard(self) -> None:
+        """Have the task close the connection; it will never be used again."""
+        self.state = ConnState.CLOSED
+        self._wake.set()
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+
+    async def take(self) -> bool:
+        """Take an idle connection out of its task's watch, for a request.
+
+        Returns False if the connection turned out to be dead (the caller
+        should try another). If cancelled while waiting for the hand-off, the
+        connection is discarded.
+        """
+        self.state = ConnState.ACTIVE
+        scope = self._watch_scope
+        if scope is None:
+            # The task was woken but has not started watching: no hand-off.
+            return True
+        self._handoff = handoff = trio.Event()
+        scope.cancel()
+        try:
+            await handoff.wait()
+        except BaseException:
+            self.discard()
+            raise
+        return self.state is ConnState.ACTIVE
+
+    # -- the task ---------------------------------------------------------
+
+    async def run(self, on_closed: CloseHook) -> None:
+        """The connection's task: watch while idle, close at the end.
+
+        Args:
+            on_closed: told (synchronously) as the connection closes, and why.
+        """
+        reason = "discarded"
+        try:
+            while self.state is not ConnState.CLOSED:
+                if self.state is ConnState.IDLE:
+                    dropped = await self._watch()
+                    if dropped is not None:
+                        reason = dropped
+                        self.state = ConnState.CLOSED
+                else:
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+        finally:
+            self.state = ConnState.CLOSED
+            if self._handoff is not None:
+                self._handoff.set()
+            on_closed(self, reason)
+            await trio.aclose_forcefully(self.http.stream)
+
+    async def _watch(self) -> str | None:
+        """Watch an idle connection; None when a request took it."""
+        with trio.CancelScope(deadline=self.idle_deadline) as scope:
+            self._watch_scope = scope
+            try:
+                data = await self.http.stream.receive_some(1)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return "connection error while idle"
+            finally:
+                self._watch_scope = None
+            return "unexpected data while idle" if data else "closed by the server"
+        if self._handoff is not None:
+            handoff, self._handoff = self._handoff, None
+            handoff.set()
+            return None
+        if self.state is ConnState.CLOSED:
+            return "discarded"
+        return "keep-alive expired"

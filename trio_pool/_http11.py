@@ -1,0 +1,221 @@
+"""One HTTP/1.1 request/response exchange over a trio Stream: the only h11 user.
+
+An :class:`HTTP11Connection` is a trio ``Stream`` plus an ``h11.Connection``.
+It knows nothing of pools or retries: it sends one request, hands back the
+response head, then the body piece by piece, and finally says whether the
+connection may carry another request.
+
+Every wait on the socket is bounded by ``read_timeout`` (a fresh
+``move_on_after`` per receive or send), so "read timeout" means what urllib3
+means: the longest silence, not the whole body. The caller's cancel scopes
+apply as usual; a cancelled or failed exchange leaves the h11 state mid-cycle,
+which :meth:`HTTP11Connection.is_reusable` reports as not reusable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+import h11
+import trio
+
+from ._exceptions import (
+    IncompleteRead,
+    InvalidChunkLength,
+    ProtocolError,
+    ReadTimeoutError,
+    translate_errors,
+)
+
+__all__ = ["MAX_HEADER_BYTES", "HTTP11Connection"]
+
+#: Largest response head (status line + headers) accepted, like urllib3's
+#: http.client limit of 100 headers of 64 KiB would allow at most.
+MAX_HEADER_BYTES = 64 * 1024
+_RECEIVE_SIZE = 64 * 1024
+
+
+class HTTP11Connection:
+    """A trio stream speaking HTTP/1.1 through h11, one exchange at a time.
+
+    Args:
+        stream: the transport (a ``SocketStream``, ``SSLStream`` or, in tests,
+            a memory stream).
+        pool: the owning pool, named in error messages.
+    """
+
+    __slots__ = (
+        "_body_read",
+        "_expected",
+        "_h11",
+        "pool",
+        "read_timeout",
+        "stream",
+        "url",
+    )
+
+    def __init__(self, stream: trio.abc.Stream, pool: Any = None) -> None:
+        self.stream = stream
+        self.pool = pool
+        self.url = ""
+        self.read_timeout: float | None = None
+        self._h11 = h11.Connection(
+            h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES
+        )
+        self._expected: int | None = None
+        self._body_read = 0
+
+    # -- sending ---------------------------------------------------------
+
+    async def send_request(
+        self, request: h11.Request, body: AsyncIterable[bytes] | None
+    ) -> h11.Response | None:
+        """Send a request head (already validated by h11) and body.
+
+        Returns ``None`` normally. If the server breaks the connection while
+        the body is being sent but has already answered (an "early
+        response", e.g. 413 before reading a large upload), that response
+        head is returned instead of an error; the connection will not be
+        reused.
+
+        If cancelled, the request may have been partly sent; the connection
+        is then not reusable.
+        """
+        await self._send_event(request)
+        if body is None:
+            await self._send_event(h11.EndOfMessage())
+            return None
+        try:
+            async for chunk in body:
+                if chunk:
+                    await self._send_event(h11.Data(data=chunk))
+            await self._send_event(h11.EndOfMessage())
+        except ProtocolError:
+            early = await self._early_response()
+            if early is None:
+                raise
+            return early
+        return None
+
+    async def _send_event(self, event: Any) -> None:
+        with translate_errors("send", pool=self.pool, url=self.url):
+            await self._send(self._h11.send(event))
+
+    async def _send(self, data: bytes | None) -> None:
+        if not data:
+            return
+        if self.read_timeout is None:
+            await self.stream.send_all(data)
+            return
+        with trio.move_on_after(self.read_timeout) as scope:
+            await self.stream.send_all(data)
+        if scope.cancelled_caught:
+            raise ReadTimeoutError(
+                self.pool,
+                self.url,
+                f"Write timed out. (write timeout={self.read_timeout})",
+            )
+
+    async def _early_response(self) -> h11.Response | None:
+        """After a failed send: a response the server managed to send first."""
+        # h11 lets the server answer while we are still in SEND_BODY, so the
+        # head can be read as usual; a plain socket still delivers what
+        # arrived before the peer's reset.
+        try:
+            return await self.receive_response()
+        except (ProtocolError, ReadTimeoutError):
+            return None
+
+    # -- receiving -------------------------------------------------------
+
+    async def receive_response(self) -> h11.Response:
+        """Wait for the response head, skipping 1xx interim responses."""
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Response):
+                self._expected = _content_length(event)
+                self._body_read = 0
+                return event
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            raise ProtocolError(
+                "Remote end closed connection without response"
+                if isinstance(event, h11.ConnectionClosed)
+                else f"Unexpected event before the response: {event!r}"
+            )
+
+    async def receive_data(self) -> bytes:
+        """The next piece of the response body; ``b""`` at its end."""
+        event = await self._next_event()
+        if isinstance(event, h11.Data):
+            self._body_read += len(event.data)
+            return bytes(event.data)
+        if isinstance(event, h11.EndOfMessage):
+            return b""
+        raise ProtocolError(f"Unexpected event in the response body: {event!r}")
+
+    async def _next_event(self) -> Any:
+        while True:
+            in_body = self._h11.their_state is h11.SEND_BODY
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self._protocol_error(exc, in_body) from exc
+            if event is not h11.NEED_DATA:
+                return event
+            await self._receive()
+
+    def _protocol_error(
+        self, exc: h11.RemoteProtocolError, in_body: bool
+    ) -> ProtocolError:
+        message = str(exc)
+        if "buffer too long" in message:
+            return ProtocolError(
+                f"Response head larger than {MAX_HEADER_BYTES} bytes (or never ended)"
+            )
+        if not in_body:
+            return ProtocolError(f"Malformed response from server: {message}")
+        if "without sending complete" in message:
+            left = None if self._expected is None else self._expected - self._body_read
+            return IncompleteRead(self._body_read, left)
+        if "chunk" in message.lower():
+            return InvalidChunkLength(f"Invalid chunk in response body: {message}")
+        return ProtocolError(f"Malformed response body: {message}")
+
+    async def _receive(self) -> None:
+        with translate_errors("receive", pool=self.pool, url=self.url):
+            if self.read_timeout is None:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+            else:
+                with trio.move_on_after(self.read_timeout) as scope:
+                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                if scope.cancelled_caught:
+                    raise ReadTimeoutError(
+                        self.pool,
+                        self.url,
+                        f"Read timed out. (read timeout={self.read_timeout})",
+                    )
+            self._h11.receive_data(bytes(data))
+
+    # -- lifecycle -------------------------------------------------------
+
+    def is_reusable(self) -> bool:
+        """True if the last exchange completed cleanly and may be followed.
+
+        Also resets h11 for the next exchange when it returns True.
+        """
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+            return True
+        return False
+
+
+def _content_length(response: h11.Response) -> int | None:
+    for name, value in response.headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:  # pragma: no cover - h11 rejects these earlier
+                return None
+    return None
