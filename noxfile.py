@@ -31,3 +31,23 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
     session.install("-e", ".[test]", "mypy", "nox")
     session.run("mypy", "--strict", "trio_pool", "tests", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Loopback benchmarks against nginx (or the bundled server).
+
+    ``nox -s bench`` is the full run (~10 min), ``nox -s bench -- --quick`` a
+    one-minute smoke run, ``nox -s bench -- --profile`` profiles trio_pool.
+    Other arguments go to ``python -m benchmarks.run``.
+    """
+    session.install(
+        "-e", ".", "httpx", "httpcore", "aiohttp", "urllib3", "anyio", "trustme"
+    )
+    args = list(session.posargs)
+    if "--profile" in args:
+        args.remove("--profile")
+        session.install("pyinstrument")
+        session.run("python", "-m", "benchmarks.profile_trio_pool", *args)
+        return
+    session.run("python", "-m", "benchmarks.run", *args)

@@ -74,31 +74,12 @@ class RequestBody:
         """True when there is no body at all (not even an empty one)."""
         return self._kind == "none"
 
-    def chunks(self) -> AsyncIterable[bytes] | None:
+    def chunks(self) -> AsyncIterator[bytes] | None:
         """The body's bytes for one attempt; None when there is no body."""
         if self._kind == "none":
             return None
         self._started = True
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        body = self._body
-        if self._kind == "bytes":
-            yield body
-        elif self._kind == "file":
-            read = body.read
-            is_async = inspect.iscoroutinefunction(read)
-            while True:
-                block = await read(_BLOCK) if is_async else read(_BLOCK)
-                if not block:
-                    return
-                yield _as_bytes(block)
-        elif isinstance(body, AsyncIterable):
-            async for chunk in body:
-                yield _as_bytes(chunk)
-        else:
-            for chunk in body:
-                yield _as_bytes(chunk)
+        return _Chunks(self._kind, self._body)
 
     async def rewind(self) -> None:
         """Get ready to send the body again, for a retry or a redirect.
@@ -140,3 +121,50 @@ def _tell(body: Any) -> int | None:
     except (OSError, AttributeError, ValueError):
         return None
     return pos if isinstance(pos, int) else None
+
+
+class _Chunks:
+    """One pass over a body's bytes.
+
+    A plain async iterator rather than an async generator: abandoning it
+    part-way (a cancelled upload) leaves nothing for the garbage collector
+    to finalize.
+    """
+
+    __slots__ = ("_body", "_done", "_is_async", "_it", "_kind")
+
+    def __init__(self, kind: str, body: Any) -> None:
+        self._kind = kind
+        self._body = body
+        self._done = False
+        self._it: Any = None
+        self._is_async = False
+        if kind == "file":
+            self._is_async = inspect.iscoroutinefunction(body.read)
+        elif kind != "bytes":
+            self._is_async = isinstance(body, AsyncIterable)
+            self._it = aiter(body) if self._is_async else iter(body)
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        if self._kind == "bytes":
+            self._done = True
+            return self._body  # type: ignore[no-any-return]
+        if self._kind == "file":
+            read = self._body.read
+            block = await read(_BLOCK) if self._is_async else read(_BLOCK)
+            if not block:
+                self._done = True
+                raise StopAsyncIteration
+            return _as_bytes(block)
+        if self._is_async:
+            return _as_bytes(await anext(self._it))
+        try:
+            return _as_bytes(next(self._it))
+        except StopIteration:
+            self._done = True
+            raise StopAsyncIteration from None

@@ -223,6 +223,15 @@ async def test_ipv6_url() -> None:
             assert response.status_code == 200
 
 
+async def test_without_recording_requests() -> None:
+    with trio.fail_after(5):
+        async with open_server(record_requests=False) as server:
+            await fetch(server, "/echo")
+            await fetch(server, "/echo")
+            assert server.requests == []
+            assert server.request_count == 2
+
+
 async def test_block_exception_is_not_wrapped() -> None:
     with trio.fail_after(5), pytest.raises(KeyError):
         async with open_server():
@@ -345,7 +354,7 @@ async def test_expect_100_continue(server: Server) -> None:
                 b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
             )
             first = await stream.receive_some(65536)
-            assert first == b"HTTP/1.1 100 \r\n\r\n"
+            assert first == b"HTTP/1.1 100 Continue\r\n\r\n"
             await stream.send_all(b"abc")
             raw = await read_to_eof(stream)
         assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -520,6 +529,11 @@ async def test_encoded_errors(server: Server) -> None:
 
 async def test_headers_route(server: Server) -> None:
     with trio.fail_after(5):
+        response, _ = await fetch(server, "/headers?X-Latin=%C3%A9")
+        assert header(response, "X-Latin") == "\xe9"
+        response, _ = await fetch(server, "/headers?X-Greek=%CE%B1")
+        assert response.status_code == 500  # not encodable as Latin-1
+        assert len(server.errors) == 1
         response, body = await fetch(
             server, "/headers?X-A=1&Set-Cookie=a%3Db&Set-Cookie=c"
         )

@@ -356,7 +356,7 @@ def test_parse_url_is_stable(
         first = parse_url(scheme + userinfo + host + port + tail)
     except LocationParseError:
         return  # e.g. a "[" in the userinfo; covered elsewhere
-    # An empty host (from "http://:\\...") is written like no host at all.
+    # An empty host (as in "http://:\@h") is written like no host at all.
     assume(first.host != "")
     assert parse_url(str(first)) == first
 

@@ -161,12 +161,15 @@ class RawConnection:
     def _response_event(
         self, status: int, headers: Sequence[tuple[str, str]], reason: str | None
     ) -> h11.Response:
+        if reason is None:
+            reason = _phrase(status)
         return h11.Response(
             status_code=status,
-            headers=[*headers, *self.standard_headers()],
-            reason=(reason if reason is not None else _phrase(status)).encode(
-                "latin-1"
-            ),
+            headers=[
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in (*headers, *self.standard_headers())
+            ],
+            reason=reason.encode("latin-1"),
         )
 
     async def start_response(
@@ -258,7 +261,9 @@ class RawConnection:
         if self.h11.their_state is not h11.SEND_BODY:
             return b""
         if self.h11.they_are_waiting_for_100_continue:
-            go_on = h11.InformationalResponse(status_code=100, headers=[])
+            go_on = h11.InformationalResponse(
+                status_code=100, headers=[], reason=b"Continue"
+            )
             await self.send_events(go_on)
         parts: list[bytes] = []
         while True:

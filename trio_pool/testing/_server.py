@@ -67,7 +67,9 @@ class Server:
             brackets), without a trailing slash.
         idle_close_after: Seconds a connection may wait for its next request
             before the server closes it, or ``None`` for no limit.
-        requests: Every request received, in order of arrival.
+        requests: Every request received, in order of arrival (unless
+            ``record_requests=False`` was given).
+        request_count: How many requests the server has received.
         errors: Exceptions raised by handlers (each answered with 500 when
             possible), and any unexpected internal error, for assertions.
         fail_counts: How many requests each ``/fail/<n>?key=`` key has seen.
@@ -80,6 +82,7 @@ class Server:
         *,
         tls: bool = False,
         idle_close_after: float | None = None,
+        record_requests: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -88,6 +91,8 @@ class Server:
         netloc = f"[{host}]" if ":" in host else host
         self.url = f"{scheme}://{netloc}:{port}"
         self.requests: list[Request] = []
+        self.request_count = 0
+        self._record_requests = record_requests
         self.errors: list[Exception] = []
         self._routes: dict[str, Route] = {}
         self._builtins = BuiltinRoutes()
@@ -182,7 +187,9 @@ class Server:
         return route if route is not None else self._builtins.resolve(path)
 
     def _record_request(self, request: Request) -> None:
-        self.requests.append(request)
+        self.request_count += 1
+        if self._record_requests:
+            self.requests.append(request)
         self._changes.unpark_all()
 
     def _record_error(self, exc: Exception) -> None:
@@ -236,6 +243,8 @@ async def open_server(
     port: int = 0,
     ssl_context: ssl.SSLContext | None = None,
     idle_close_after: float | None = None,
+    *,
+    record_requests: bool = True,
 ) -> AsyncIterator[Server]:
     """Run a test HTTP/1.1 server for the duration of an ``async with`` block.
 
@@ -247,6 +256,9 @@ async def open_server(
             handshake fails only loses its own connection.
         idle_close_after: Close a connection that waits longer than this many
             seconds for its next request (or its first), sending nothing.
+        record_requests: Keep every request in ``server.requests``. Turn it
+            off for long benchmarks, where the list would only grow;
+            ``server.request_count`` still counts.
 
     Yields:
         The :class:`Server`, already accepting connections.
@@ -264,6 +276,7 @@ async def open_server(
         bound_port,
         tls=ssl_context is not None,
         idle_close_after=idle_close_after,
+        record_requests=record_requests,
     )
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
