@@ -44,6 +44,7 @@ from ._exceptions import (
 from ._fields import RequestField, encode_multipart_formdata
 from ._headers import HTTPHeaderDict, make_headers
 from ._pool import HTTPConnectionPool, PoolStatistics, connection_from_url
+from ._poolmanager import PoolKey, PoolManager, request
 from ._response import HTTPResponse
 from ._retry import RequestHistory, Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout
@@ -76,6 +77,8 @@ __all__ = [
     "NameResolutionError",
     "NewConnectionError",
     "PoolError",
+    "PoolKey",
+    "PoolManager",
     "PoolStatistics",
     "ProtocolError",
     "ProxyError",
@@ -100,4 +103,5 @@ __all__ = [
     "encode_multipart_formdata",
     "make_headers",
     "parse_url",
+    "request",
 ]

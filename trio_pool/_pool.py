@@ -180,10 +180,10 @@ class HTTPConnectionPool:
     # -- lifetime ---------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._nursery_cm is not None:
+        if self._nursery_cm is not None or self._nursery is not None:
             raise RuntimeError(f"{self!r} can be entered only once")
         self._nursery_cm = trio.open_nursery()
-        self._nursery = await self._nursery_cm.__aenter__()
+        self._attach(await self._nursery_cm.__aenter__())
         return self
 
     async def __aexit__(
@@ -198,6 +198,11 @@ class HTTPConnectionPool:
         await self._nursery_cm.__aexit__(None, None, None)
         self._nursery = None
 
+    def _attach(self, nursery: trio.Nursery) -> None:
+        """Run this pool's connection tasks in ``nursery`` (a manager's, or
+        the pool's own)."""
+        self._nursery = nursery
+
     async def aclose(self) -> None:
         """Close every connection; later requests raise ``ClosedPoolError``.
 
@@ -208,9 +213,16 @@ class HTTPConnectionPool:
         await trio.lowlevel.checkpoint()
 
     def _close_all(self) -> None:
-        self._closed = True
-        self._idle.clear()
+        self._retire()
         for conn in list(self._conns):
+            conn.discard()
+
+    def _retire(self) -> None:
+        """Stop taking requests and close idle connections; connections still
+        leased close when their responses give them back."""
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for conn in idle:
             conn.discard()
 
     def _check_open(self) -> trio.Nursery:

@@ -175,6 +175,9 @@ PARSED = [
     ("http://straße.de", Url("http", host="xn--strae-oqa.de")),
     ("http://" + _FULLWIDTH_EXAMPLE + ".com", Url("http", host="example.com")),
     ("http://a\u00adb\u00e4.com", Url("http", host="xn--ab-wia.com")),
+    # Not letters or digits, but valid by RFC 5892's exception list.
+    ("http://\u3007.com", Url("http", host="xn--w6j.com")),
+    ("http://\u0f40\u0f0b\u0f41.com", Url("http", host="xn--nbd9he.com")),
     # Other schemes keep their host and path as written.
     ("ftp://HOST/A B/../%zz", Url("ftp", host="HOST", path="/A B/../%zz")),
     ("ftp://[FE80::1%25x]", Url("ftp", host="[FE80::1%25x]")),

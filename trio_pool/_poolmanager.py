@@ -1,0 +1,263 @@
+"""PoolManager: any URL, routed to a per-origin pool inside one nursery.
+
+Theory of operation
+-------------------
+``async with PoolManager() as http`` opens one nursery. Pools are created on
+demand, synchronously, and attached to it: every pool's connection tasks run
+in the manager's nursery (pools of connection tasks inside a nursery of
+pools), so leaving the block closes every connection of every pool.
+
+Pools are keyed by :class:`PoolKey` — scheme, host, port and every option that
+changes what a connection is — in an insertion-ordered dict used as an LRU.
+Past ``num_pools``, the least recently used pool is *retired*: its idle
+connections close at once, and connections still carrying a response close
+when that response gives them back; the response itself finishes normally.
+
+Redirects across hosts go through the same loop as a pool's (``_send``), with
+the manager as the router that picks the pool for each new URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from . import _send
+from ._exceptions import ClosedPoolError, LocationValueError, URLSchemeUnknown
+from ._headers import HTTPHeaderDict
+from ._pool import HTTPConnectionPool
+from ._response import HTTPResponse
+from ._timeout import Timeout, TimeoutLike
+from ._url import parse_url
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["PoolKey", "PoolManager", "request"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Options that only mean something for https:// pools.
+_TLS_OPTIONS = frozenset(
+    {
+        "ssl_context",
+        "cert_reqs",
+        "ca_certs",
+        "ca_cert_dir",
+        "ca_cert_data",
+        "cert_file",
+        "key_file",
+        "key_password",
+        "ssl_minimum_version",
+        "ssl_maximum_version",
+        "assert_hostname",
+        "assert_fingerprint",
+        "server_hostname",
+    }
+)
+
+
+def _hashable(value: Any) -> Hashable:
+    """A hashable stand-in for an option value (dicts and lists included)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k).lower(), _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(_hashable(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolKey:
+    """What makes two requests share a pool: origin plus connection options."""
+
+    scheme: str
+    host: str
+    port: int
+    options: tuple[tuple[str, Hashable], ...] = ()
+
+    @classmethod
+    def make(cls, scheme: str, host: str, port: int | None, options: Mapping[str, Any]) -> PoolKey:
+        scheme = scheme.lower()
+        relevant = {k: v for k, v in options.items() if scheme == "https" or k not in _TLS_OPTIONS}
+        return cls(
+            scheme=scheme,
+            host=host.lower().strip("[]"),
+            port=port or _DEFAULT_PORTS[scheme],
+            options=tuple(sorted((k, _hashable(v)) for k, v in relevant.items())),
+        )
+
+
+class PoolManager:
+    """Requests to any URL, with a connection pool per origin.
+
+    Use it as ``async with PoolManager() as http:``; it only works inside
+    that block (``ClosedPoolError`` otherwise).
+
+    Args:
+        num_pools: how many origins keep a pool; the least recently used one
+            is retired past that.
+        headers: default headers for every request (replaced wholesale by a
+            request's own ``headers=``).
+        **connection_pool_kw: passed to each pool (``maxsize``, ``block``,
+            ``timeout``, ``retries``, TLS options, ...).
+    """
+
+    def __init__(self, num_pools: int = 10, headers: Any = None, **connection_pool_kw: Any) -> None:
+        if num_pools < 1:
+            raise ValueError("num_pools must be at least 1")
+        self.num_pools = num_pools
+        self.headers = HTTPHeaderDict(headers) if headers else HTTPHeaderDict()
+        self.connection_pool_kw = connection_pool_kw
+        self.pools: dict[PoolKey, HTTPConnectionPool] = {}
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(pools={len(self.pools)})"
+
+    async def __aenter__(self) -> Self:
+        if self._nursery_cm is not None:
+            raise RuntimeError(f"{self!r} can be entered only once")
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.clear()
+        self._closed = True
+        await self._nursery_cm.__aexit__(None, None, None)
+        self._nursery = None
+
+    def clear(self) -> None:
+        """Close every pool (and so every connection) the manager holds."""
+        pools, self.pools = self.pools, {}
+        for pool in pools.values():
+            pool._close_all()
+
+    # -- routing ---------------------------------------------------------------
+
+    def connection_from_host(
+        self, host: str | None, port: int | None = None, scheme: str | None = "http"
+    ) -> HTTPConnectionPool:
+        """The pool for an origin, created (and attached) if needed."""
+        if not host:
+            raise LocationValueError("No host specified.")
+        scheme = (scheme or "http").lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise URLSchemeUnknown(scheme)
+        key = PoolKey.make(scheme, host, port, self.connection_pool_kw)
+        return self.connection_from_pool_key(key)
+
+    def connection_from_url(self, url: str) -> HTTPConnectionPool:
+        """The pool for the origin of ``url``."""
+        parsed = parse_url(url)
+        return self.connection_from_host(parsed.host, parsed.port, parsed.scheme or "http")
+
+    def connection_from_pool_key(self, key: PoolKey) -> HTTPConnectionPool:
+        """The pool for ``key``; marks it most recently used."""
+        if self._closed or self._nursery is None:
+            raise ClosedPoolError(self, "PoolManager is not open: use it inside `async with`")
+        pool = self.pools.pop(key, None)
+        if pool is None:
+            pool = self._new_pool(key)
+            pool._attach(self._nursery)
+            while len(self.pools) >= self.num_pools:
+                self.pools.pop(next(iter(self.pools)))._retire()
+        self.pools[key] = pool
+        return pool
+
+    def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
+        kw = dict(self.connection_pool_kw)
+        if key.scheme == "https":
+            from ._https import HTTPSConnectionPool
+
+            return HTTPSConnectionPool(key.host, key.port, **kw)
+        for name in _TLS_OPTIONS:
+            kw.pop(name, None)
+        return HTTPConnectionPool(key.host, key.port, **kw)
+
+    # -- requests --------------------------------------------------------------
+
+    async def urlopen(
+        self,
+        method: str,
+        url: str,
+        redirect: bool = True,
+        *,
+        body: Any = None,
+        headers: Any = None,
+        retries: Any = None,
+        timeout: TimeoutLike = Timeout.DEFAULT_TIMEOUT,  # noqa: ASYNC109
+        pool_timeout: float | None = None,
+        chunked: bool = False,
+        body_pos: int | None = None,
+        preload_content: bool = True,
+        decode_content: bool = True,
+        **ignored: Any,
+    ) -> HTTPResponse:
+        """Send a request to an absolute URL, following redirects anywhere.
+
+        Takes ``HTTPConnectionPool.urlopen``'s arguments. Cross-host
+        redirects drop ``Retry.remove_headers_on_redirect`` (Authorization,
+        Cookie, Proxy-Authorization) when scheme, host or port change. If
+        cancelled: as ``HTTPConnectionPool.urlopen``.
+        """
+        if parse_url(url).host is None:
+            raise LocationValueError(f"URL has no host: {url!r}")
+        pool = self.connection_from_url(url)
+        opts = _send.Options(
+            body=body,
+            headers=headers if headers is not None else self.headers,
+            retries=retries,
+            redirect=redirect,
+            assert_same_host=False,
+            timeout=timeout,
+            pool_timeout=pool_timeout,
+            chunked=chunked,
+            body_pos=body_pos,
+            preload_content=preload_content,
+            decode_content=decode_content,
+        )
+        return await _send.urlopen(pool, method, url, opts, route=self.connection_from_url)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        fields: Any = None,
+        headers: Any = None,
+        json: Any = None,
+        body: Any = None,
+        **urlopen_kw: Any,
+    ) -> HTTPResponse:
+        """Like :meth:`urlopen`, encoding ``fields`` or ``json`` as
+        ``HTTPConnectionPool.request`` does."""
+        url, body, headers = _send.encode_request(
+            method, url, fields, headers, json, body, urlopen_kw, self.headers
+        )
+        return await self.urlopen(method, url, body=body, headers=headers, **urlopen_kw)
+
+
+async def request(method: str, url: str, **kw: Any) -> HTTPResponse:
+    """One request with a temporary :class:`PoolManager`.
+
+    The body is always read before this returns (the connection does not
+    outlive the call), so ``preload_content`` is ignored. Prefer a
+    ``PoolManager`` block for more than one request.
+    """
+    kw.pop("preload_content", None)
+    async with PoolManager() as http:
+        return await http.request(method, url, preload_content=True, **kw)
