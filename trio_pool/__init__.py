@@ -43,8 +43,16 @@ from ._exceptions import (
 )
 from ._fields import RequestField, encode_multipart_formdata
 from ._headers import HTTPHeaderDict, make_headers
+from ._https import HTTPSConnectionPool
 from ._pool import HTTPConnectionPool, PoolStatistics, connection_from_url
-from ._poolmanager import PoolKey, PoolManager, request
+from ._poolmanager import (
+    PoolKey,
+    PoolManager,
+    ProxyManager,
+    SOCKSProxyManager,
+    proxy_from_url,
+    request,
+)
 from ._response import HTTPResponse
 from ._retry import RequestHistory, Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout
@@ -64,6 +72,7 @@ __all__ = [
     "HTTPError",
     "HTTPHeaderDict",
     "HTTPResponse",
+    "HTTPSConnectionPool",
     "HTTPWarning",
     "HeaderParsingError",
     "HostChangedError",
@@ -82,6 +91,7 @@ __all__ = [
     "PoolStatistics",
     "ProtocolError",
     "ProxyError",
+    "ProxyManager",
     "ProxySchemeUnknown",
     "ProxySchemeUnsupported",
     "ReadTimeoutError",
@@ -91,6 +101,7 @@ __all__ = [
     "ResponseError",
     "ResponseNotChunked",
     "Retry",
+    "SOCKSProxyManager",
     "SSLError",
     "SecurityWarning",
     "Timeout",
@@ -103,5 +114,6 @@ __all__ = [
     "encode_multipart_formdata",
     "make_headers",
     "parse_url",
+    "proxy_from_url",
     "request",
 ]

@@ -217,9 +217,11 @@ class _StreamDecoder:
 
 
 def _zlib_used(obj: Any, chunk: bytes) -> int:
-    # Bytes of chunk the zlib object kept: the output-limited tail, or what
-    # followed the end of its stream.
-    return len(chunk) - len(obj.unconsumed_tail) - len(obj.unused_data)
+    """How many bytes of ``chunk`` the zlib object ``obj`` has used."""
+    # Once the stream ends, what follows it is in unused_data (and, stale, in
+    # unconsumed_tail too); before that, output-limited input is in the tail.
+    left = obj.unused_data if obj.eof else obj.unconsumed_tail
+    return len(chunk) - len(left)
 
 
 class _GzipDecoder(_StreamDecoder):
@@ -296,8 +298,7 @@ class _DeflateDecoder(_StreamDecoder):
             out = obj.decompress(chunk, max(room, 0))
         except zlib.error as exc:
             raise self._error(exc) from exc
-        # Anything after the end of the stream counts as used: it is ignored.
-        return out, len(chunk) - len(obj.unconsumed_tail)
+        return out, _zlib_used(obj, chunk)
 
     def _finish(self) -> None:
         if not self._obj.eof:

@@ -233,6 +233,9 @@ class HTTPHeaderDict(MutableMapping[str, str]):
         clone._copy_from(self)
         return clone
 
+    # copy.copy() would otherwise share the value lists with the original.
+    __copy__ = copy
+
     def iteritems(self) -> Iterator[tuple[str, str]]:
         """Yield ``(name, value)`` once per value, repeated names included."""
         for vals in self._container.values():

@@ -43,10 +43,14 @@ from ._exceptions import (
     EmptyPoolError,
     InvalidHeader,
     LocationValueError,
+    NewConnectionError,
+    ProxyError,
     ReadTimeoutError,
+    SSLError,
     translate_errors,
 )
 from ._headers import HTTPHeaderDict
+from ._proxy import HTTPProxyConfig, SOCKSProxyConfig
 from ._response import HTTPResponse
 from ._retry import Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout, TimeoutLike
@@ -145,6 +149,8 @@ class HTTPConnectionPool:
         retries: Retry | int | bool | None = None,
         *,
         keepalive_expiry: float = 60.0,
+        _proxy: HTTPProxyConfig | SOCKSProxyConfig | None = None,
+        _forward: bool = False,
         **conn_kw: Any,
     ) -> None:
         if not host:
@@ -163,6 +169,10 @@ class HTTPConnectionPool:
         self.retries: Retry = Retry.from_int(retries, default=Retry.DEFAULT)
         self.keepalive_expiry = keepalive_expiry
         self.conn_kw = conn_kw
+        # A proxy in between: tunnel through it, or (``_forward``) this pool
+        # *is* the pool to an HTTP proxy and writes absolute-form targets.
+        self._proxy = _proxy
+        self._forward = _forward
         self._limiter = trio.CapacityLimiter(maxsize)
         self._idle: dict[Connection, None] = {}
         self._conns: set[Connection] = set()
@@ -289,18 +299,30 @@ class HTTPConnectionPool:
     async def _open_stream(self, limits: Timeout) -> trio.abc.Stream:
         """Open the transport to the host, within the connect timeout."""
         limit = limits.connect_timeout
-        with translate_errors("connect", pool=self, host=self.host):
-            with trio.move_on_after(math.inf if limit is None else limit):
-                return await self._open_transport()
+        try:
+            with translate_errors("connect", pool=self, host=self.host):
+                with trio.move_on_after(math.inf if limit is None else limit):
+                    return await self._open_transport()
+        except (NewConnectionError, SSLError) as exc:
+            if self._proxy is None:
+                raise
+            raise ProxyError("Unable to connect to proxy", exc) from exc
         raise ConnectTimeoutError(
             self, f"Connection to {self.host} timed out. (connect timeout={limit})"
         )
 
     async def _open_transport(self) -> trio.abc.Stream:
+        """The byte stream to the target: TCP, or a tunnel through a proxy."""
+        port = self.port or self.default_port
+        if self._proxy is not None and not self._forward:
+            return await self._proxy.open_tunnel(self.host, port, self._open_tcp)
+        return await self._open_tcp(self.host, port)
+
+    async def _open_tcp(self, host: str, port: int) -> trio.abc.Stream:
         source = self.conn_kw.get("source_address")
         return await trio.open_tcp_stream(
-            self.host,
-            self.port or self.default_port,
+            host,
+            port,
             happy_eyeballs_delay=self.conn_kw.get("happy_eyeballs_delay", 0.25),
             local_address=source[0] if source else None,
         )
@@ -407,9 +429,14 @@ class HTTPConnectionPool:
     # -- request preparation --------------------------------------------------
 
     def _request_target(self, url: str) -> bytes:
-        target = url if url.startswith("/") else parse_url(url).request_uri
         # parse_url percent-encodes anything that may not go on the wire.
-        return parse_url(target).request_uri.encode("ascii", "replace")
+        parsed = parse_url(url)
+        if self._forward:
+            # To an HTTP proxy: the absolute URL, without any userinfo.
+            return parsed._replace(auth=None, fragment=None).url.encode(
+                "ascii", "replace"
+            )
+        return parsed.request_uri.encode("ascii", "replace")
 
     def _host_header(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -426,7 +453,7 @@ class HTTPConnectionPool:
             InvalidHeader: CR, LF or NUL (or other forbidden bytes) in the
                 method, target, or a header; non-Latin-1 header values.
         """
-        wire = self._wire_headers(method, headers, body, chunked)
+        wire = self._wire_headers(method, url, headers, body, chunked)
         with translate_errors("send", pool=self, url=url):
             return h11.Request(
                 method=method.encode("ascii", "replace"),
@@ -435,9 +462,14 @@ class HTTPConnectionPool:
             )
 
     def _wire_headers(
-        self, method: str, headers: Any, body: RequestBody, chunked: bool
+        self, method: str, url: str, headers: Any, body: RequestBody, chunked: bool
     ) -> list[tuple[bytes, bytes]]:
         merged = HTTPHeaderDict(headers if headers is not None else self.headers)
+        if self._forward:
+            assert isinstance(self._proxy, HTTPProxyConfig)
+            merged.setdefault("Host", parse_url(url).netloc or "")
+            for name, value in self._proxy.headers:
+                merged.setdefault(name, value)
         merged.setdefault("Host", self._host_header())
         merged.setdefault("Accept-Encoding", "identity")
         merged.setdefault("User-Agent", DEFAULT_USER_AGENT)

@@ -27,9 +27,16 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import _send
-from ._exceptions import ClosedPoolError, LocationValueError, URLSchemeUnknown
-from ._headers import HTTPHeaderDict
+from ._exceptions import (
+    ClosedPoolError,
+    LocationValueError,
+    ProxySchemeUnknown,
+    ProxySchemeUnsupported,
+    URLSchemeUnknown,
+)
+from ._headers import HTTPHeaderDict, make_headers
 from ._pool import HTTPConnectionPool
+from ._proxy import HTTPProxyConfig, SOCKSProxyConfig
 from ._response import HTTPResponse
 from ._timeout import Timeout, TimeoutLike
 from ._url import parse_url
@@ -37,7 +44,14 @@ from ._url import parse_url
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["PoolKey", "PoolManager", "request"]
+__all__ = [
+    "PoolKey",
+    "PoolManager",
+    "ProxyManager",
+    "SOCKSProxyManager",
+    "proxy_from_url",
+    "request",
+]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Options that only mean something for https:// pools.
@@ -83,9 +97,15 @@ class PoolKey:
     options: tuple[tuple[str, Hashable], ...] = ()
 
     @classmethod
-    def make(cls, scheme: str, host: str, port: int | None, options: Mapping[str, Any]) -> PoolKey:
+    def make(
+        cls, scheme: str, host: str, port: int | None, options: Mapping[str, Any]
+    ) -> PoolKey:
         scheme = scheme.lower()
-        relevant = {k: v for k, v in options.items() if scheme == "https" or k not in _TLS_OPTIONS}
+        relevant = {
+            k: v
+            for k, v in options.items()
+            if scheme == "https" or k not in _TLS_OPTIONS
+        }
         return cls(
             scheme=scheme,
             host=host.lower().strip("[]"),
@@ -109,7 +129,9 @@ class PoolManager:
             ``timeout``, ``retries``, TLS options, ...).
     """
 
-    def __init__(self, num_pools: int = 10, headers: Any = None, **connection_pool_kw: Any) -> None:
+    def __init__(
+        self, num_pools: int = 10, headers: Any = None, **connection_pool_kw: Any
+    ) -> None:
         if num_pools < 1:
             raise ValueError("num_pools must be at least 1")
         self.num_pools = num_pools
@@ -164,12 +186,16 @@ class PoolManager:
     def connection_from_url(self, url: str) -> HTTPConnectionPool:
         """The pool for the origin of ``url``."""
         parsed = parse_url(url)
-        return self.connection_from_host(parsed.host, parsed.port, parsed.scheme or "http")
+        return self.connection_from_host(
+            parsed.host, parsed.port, parsed.scheme or "http"
+        )
 
     def connection_from_pool_key(self, key: PoolKey) -> HTTPConnectionPool:
         """The pool for ``key``; marks it most recently used."""
         if self._closed or self._nursery is None:
-            raise ClosedPoolError(self, "PoolManager is not open: use it inside `async with`")
+            raise ClosedPoolError(
+                self, "PoolManager is not open: use it inside `async with`"
+            )
         pool = self.pools.pop(key, None)
         if pool is None:
             pool = self._new_pool(key)
@@ -180,14 +206,7 @@ class PoolManager:
         return pool
 
     def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
-        kw = dict(self.connection_pool_kw)
-        if key.scheme == "https":
-            from ._https import HTTPSConnectionPool
-
-            return HTTPSConnectionPool(key.host, key.port, **kw)
-        for name in _TLS_OPTIONS:
-            kw.pop(name, None)
-        return HTTPConnectionPool(key.host, key.port, **kw)
+        return _make_pool(key, dict(self.connection_pool_kw))
 
     # -- requests --------------------------------------------------------------
 
@@ -231,7 +250,9 @@ class PoolManager:
             preload_content=preload_content,
             decode_content=decode_content,
         )
-        return await _send.urlopen(pool, method, url, opts, route=self.connection_from_url)
+        return await _send.urlopen(
+            pool, method, url, opts, route=self.connection_from_url
+        )
 
     async def request(
         self,
@@ -261,3 +282,160 @@ async def request(method: str, url: str, **kw: Any) -> HTTPResponse:
     kw.pop("preload_content", None)
     async with PoolManager() as http:
         return await http.request(method, url, preload_content=True, **kw)
+
+
+class ProxyManager(PoolManager):
+    """A PoolManager that sends every request through an HTTP(S) proxy.
+
+    ``http://`` targets are forwarded: written in absolute form to a pool of
+    connections to the proxy, with ``proxy_headers``. ``https://`` targets go
+    through a ``CONNECT`` tunnel per target pool (``proxy_headers`` on the
+    CONNECT only, never to the target), with TLS to the target inside it. An
+    ``https://`` proxy gets TLS to itself too (so TLS in TLS for https
+    targets), verified with ``proxy_ssl_context`` (default: certifi),
+    ``proxy_assert_hostname`` and ``proxy_assert_fingerprint``.
+
+    Args:
+        proxy_url: ``http://[user:pass@]host[:port]`` or ``https://...``;
+            credentials become a ``Proxy-Authorization`` header.
+        num_pools: as for :class:`PoolManager`.
+        headers: default request headers.
+        proxy_headers: headers for the proxy alone.
+        proxy_ssl_context: the ``ssl.SSLContext`` for TLS to an https proxy.
+        use_forwarding_for_https: with an https proxy, forward https targets
+            in absolute form instead of tunnelling (the proxy sees them).
+        proxy_assert_hostname: the name to verify the proxy's certificate
+            against, or False.
+        proxy_assert_fingerprint: pin the proxy's certificate.
+        **connection_pool_kw: passed to each pool.
+
+    Raises:
+        ProxySchemeUnknown: the proxy URL is not http:// or https://.
+    """
+
+    def __init__(
+        self,
+        proxy_url: str,
+        num_pools: int = 10,
+        headers: Any = None,
+        proxy_headers: Any = None,
+        proxy_ssl_context: Any = None,
+        use_forwarding_for_https: bool = False,
+        proxy_assert_hostname: str | bool | None = None,
+        proxy_assert_fingerprint: str | None = None,
+        **connection_pool_kw: Any,
+    ) -> None:
+        super().__init__(num_pools, headers, **connection_pool_kw)
+        proxy = parse_url(proxy_url)
+        if proxy.scheme not in ("http", "https") or not proxy.host:
+            raise ProxySchemeUnknown(str(proxy.scheme))
+        if use_forwarding_for_https and proxy.scheme != "https":
+            raise ProxySchemeUnsupported(
+                "use_forwarding_for_https needs an https:// proxy: forwarding https "
+                "requests through a plain-http proxy would expose them"
+            )
+        port = proxy.port or _DEFAULT_PORTS[proxy.scheme]
+        self.proxy = proxy._replace(auth=None, port=port)
+        sent = HTTPHeaderDict(proxy_headers) if proxy_headers else HTTPHeaderDict()
+        if proxy.auth and "Proxy-Authorization" not in sent:
+            sent.update(make_headers(proxy_basic_auth=proxy.auth))
+        self.proxy_headers = sent
+        self._proxy_tls: dict[str, Any] = {
+            "ssl_context": proxy_ssl_context,
+            "assert_hostname": proxy_assert_hostname,
+            "assert_fingerprint": proxy_assert_fingerprint,
+        }
+        self._config = HTTPProxyConfig(
+            url=self.proxy,
+            headers=tuple(sent.items()),
+            use_forwarding_for_https=use_forwarding_for_https,
+            wrap_tls=self._wrap_proxy_tls if proxy.scheme == "https" else None,
+        )
+
+    async def _wrap_proxy_tls(
+        self, stream: trio.abc.Stream, hostname: str
+    ) -> trio.abc.Stream:
+        from ._https import HTTPSConnectionPool
+
+        checker = HTTPSConnectionPool(
+            self.proxy.host or hostname, self.proxy.port, **self._proxy_tls
+        )
+        return await checker._start_tls(stream)
+
+    def _forwards(self, scheme: str) -> bool:
+        return scheme == "http" or self._config.use_forwarding_for_https
+
+    def connection_from_host(
+        self, host: str | None, port: int | None = None, scheme: str | None = "http"
+    ) -> HTTPConnectionPool:
+        """The pool for a target: the proxy's own pool for forwarded
+        targets, a tunnelling pool per origin for https ones."""
+        scheme = (scheme or "http").lower()
+        if scheme in _DEFAULT_PORTS and self._forwards(scheme):
+            assert self.proxy.scheme is not None and self.proxy.host is not None
+            options = {
+                **self.connection_pool_kw,
+                **self._proxy_tls,
+                "_forward": self._config,
+            }
+            key = PoolKey.make(
+                self.proxy.scheme, self.proxy.host, self.proxy.port, options
+            )
+            return self.connection_from_pool_key(key)
+        return super().connection_from_host(host, port, scheme)
+
+    def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
+        kw = dict(self.connection_pool_kw)
+        if dict(key.options).get("_forward") is not None:
+            kw.update(self._proxy_tls)
+            return _make_pool(key, kw, _proxy=self._config, _forward=True)
+        return _make_pool(key, kw, _proxy=self._config)
+
+
+def _make_pool(key: PoolKey, kw: dict[str, Any], **private: Any) -> HTTPConnectionPool:
+    if key.scheme == "https":
+        from ._https import HTTPSConnectionPool
+
+        return HTTPSConnectionPool(key.host, key.port, **kw, **private)
+    for name in _TLS_OPTIONS:
+        kw.pop(name, None)
+    return HTTPConnectionPool(key.host, key.port, **kw, **private)
+
+
+def proxy_from_url(url: str, **kw: Any) -> ProxyManager:
+    """A :class:`ProxyManager` for the proxy at ``url``."""
+    return ProxyManager(proxy_url=url, **kw)
+
+
+class SOCKSProxyManager(PoolManager):
+    """A PoolManager whose connections go through a SOCKS proxy (``socksio``).
+
+    Args:
+        proxy_url: ``socks4://``, ``socks4a://``, ``socks5://`` or
+            ``socks5h://`` (``4a`` and ``5h`` let the proxy resolve names);
+            ``user:pass@`` in the URL is used if ``username`` is not given.
+        username: SOCKS5 username (SOCKS4: the user id).
+        password: SOCKS5 password.
+        num_pools: as for :class:`PoolManager`.
+        headers: default request headers.
+        **connection_pool_kw: passed to each pool.
+    """
+
+    def __init__(
+        self,
+        proxy_url: str,
+        username: str | None = None,
+        password: str | None = None,
+        num_pools: int = 10,
+        headers: Any = None,
+        **connection_pool_kw: Any,
+    ) -> None:
+        super().__init__(num_pools, headers, **connection_pool_kw)
+        proxy = parse_url(proxy_url)
+        if proxy.auth and username is None:
+            username, _, password = proxy.auth.partition(":")
+        self.proxy_url = proxy_url
+        self._config = SOCKSProxyConfig(proxy._replace(auth=None), username, password)
+
+    def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
+        return _make_pool(key, dict(self.connection_pool_kw), _proxy=self._config)

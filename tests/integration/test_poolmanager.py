@@ -21,8 +21,12 @@ async def other() -> AsyncIterator[Server]:
 async def test_routes_by_origin_and_reuses(server: Server, other: Server) -> None:
     async with PoolManager() as http:
         for _ in range(3):
-            assert (await http.request("GET", server.url + "/bytes/5")).data == pattern(5)
-            assert (await http.request("GET", other.url + "/bytes/7")).data == pattern(7)
+            assert (await http.request("GET", server.url + "/bytes/5")).data == pattern(
+                5
+            )
+            assert (await http.request("GET", other.url + "/bytes/7")).data == pattern(
+                7
+            )
         assert len(http.pools) == 2
         pool = http.connection_from_url(server.url)
         assert pool is http.connection_from_host(server.host, server.port, "http")
@@ -36,16 +40,25 @@ async def test_pool_key_separates_options(server: Server) -> None:
         b = http.connection_from_url(f"http://localhost:{server.port}")
         assert a is not b
         assert a.maxsize == 2
-    async with PoolManager(headers={"X-A": "1"}) as http1, PoolManager(headers={"X-A": "2"}) as http2:
-        assert http1.connection_from_url(server.url) is not http2.connection_from_url(server.url)
+    async with (
+        PoolManager(headers={"X-A": "1"}) as http1,
+        PoolManager(headers={"X-A": "2"}) as http2,
+    ):
+        assert http1.connection_from_url(server.url) is not http2.connection_from_url(
+            server.url
+        )
 
 
 async def test_lru_eviction_while_streaming(server: Server, other: Server) -> None:
     async with PoolManager(num_pools=1) as http:
-        streaming = await http.request("GET", server.url + "/bytes/200000", preload_content=False)
+        streaming = await http.request(
+            "GET", server.url + "/bytes/200000", preload_content=False
+        )
         first_pool = http.connection_from_url(server.url)
         await http.request("GET", other.url + "/echo")  # evicts the first pool
-        assert list(http.pools) == [trio_pool.PoolKey.make("http", other.host, other.port, {})]
+        assert list(http.pools) == [
+            trio_pool.PoolKey.make("http", other.host, other.port, {})
+        ]
         # The evicted pool takes no new requests...
         with pytest.raises(ClosedPoolError):
             await first_pool.request("GET", "/echo")
@@ -57,16 +70,24 @@ async def test_lru_eviction_while_streaming(server: Server, other: Server) -> No
         assert not first_pool._conns
 
 
-async def test_cross_host_redirect_strips_credentials(server: Server, other: Server) -> None:
+async def test_cross_host_redirect_strips_credentials(
+    server: Server, other: Server
+) -> None:
     secret = {"Authorization": "Bearer s3cret", "Cookie": "a=b", "X-Other": "kept"}
     async with PoolManager() as http:
         response = await http.request(
             "GET", f"{server.url}/redirect/302?to={other.url}/echo", headers=secret
         )
         names = {k.lower() for k, _ in response.json()["headers"]}
-        assert "authorization" not in names and "cookie" not in names and "x-other" in names
+        assert (
+            "authorization" not in names
+            and "cookie" not in names
+            and "x-other" in names
+        )
         assert response.url == other.url + "/echo"
-        response = await http.request("GET", f"{server.url}/redirect/302?to=/echo", headers=secret)
+        response = await http.request(
+            "GET", f"{server.url}/redirect/302?to=/echo", headers=secret
+        )
         names = {k.lower() for k, _ in response.json()["headers"]}
         assert {"authorization", "cookie"} <= names
 
@@ -82,5 +103,7 @@ async def test_bad_urls(server: Server) -> None:
 
 
 async def test_one_shot_request(server: Server) -> None:
-    response = await trio_pool.request("GET", server.url + "/bytes/9", preload_content=False)
+    response = await trio_pool.request(
+        "GET", server.url + "/bytes/9", preload_content=False
+    )
     assert response.data == pattern(9)

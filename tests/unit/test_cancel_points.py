@@ -20,7 +20,9 @@ from trio_pool._connection import ConnState
 
 
 class CancelAtStep(trio.abc.Instrument):
-    def __init__(self, task: trio.lowlevel.Task, step: int, scope: trio.CancelScope) -> None:
+    def __init__(
+        self, task: trio.lowlevel.Task, step: int, scope: trio.CancelScope
+    ) -> None:
         self.task = task
         self.step = step
         self.scope = scope
@@ -82,12 +84,20 @@ def assert_exact(pool: HTTPConnectionPool) -> None:
     assert stats.waiting == 0, stats
     assert all(conn.state is ConnState.IDLE for conn in pool._idle)
     assert set(pool._idle) <= pool._conns
-    assert stats.idle + sum(c.state is ConnState.ACTIVE for c in pool._conns) <= len(pool._conns)
+    assert stats.idle + sum(c.state is ConnState.ACTIVE for c in pool._conns) <= len(
+        pool._conns
+    )
 
 
 @pytest.mark.parametrize(
     "flavour",
-    [small_get, streamed_get_read_halfway, post_with_body, retry_after_503, follow_redirect],
+    [
+        small_get,
+        streamed_get_read_halfway,
+        post_with_body,
+        retry_after_503,
+        follow_redirect,
+    ],
 )
 @pytest.mark.parametrize("lockstep", [False, True])
 async def test_cancel_at_every_checkpoint(
@@ -97,7 +107,9 @@ async def test_cancel_at_every_checkpoint(
     lockstep: bool,
 ) -> None:
     task = trio.lowlevel.current_task()
-    async with MemoryPool(servers, reply, maxsize=2, block=True, lockstep=lockstep) as pool:
+    async with MemoryPool(
+        servers, reply, maxsize=2, block=True, lockstep=lockstep
+    ) as pool:
         await small_get(pool)  # so that reuse paths are exercised too
         step = 0
         while True:

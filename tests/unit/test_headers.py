@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import copy
 import email.message
+import pickle
 import sys
 import types
 from collections.abc import Callable, Set
@@ -224,6 +226,16 @@ def test_copy_is_independent() -> None:
     clone["b"] = "3"
     assert headers == {"a": "1"}
     assert type(clone) is HTTPHeaderDict
+
+
+def test_copy_module_and_pickle() -> None:
+    headers = HTTPHeaderDict([("a", "1"), ("A", "2")])
+    shallow = copy.copy(headers)
+    shallow.add("a", "3")
+    assert headers.getlist("a") == ["1", "2"]
+    assert copy.deepcopy(headers) == headers
+    restored = pickle.loads(pickle.dumps(headers))
+    assert list(restored.items()) == list(headers.items())
 
 
 def test_copy_keeps_subclass() -> None:

@@ -79,12 +79,14 @@ class TestConstruction:
         }
 
     def test_default_instance(self) -> None:
-        assert Retry.DEFAULT == Retry(3)
+        assert Retry(3) == Retry.DEFAULT
         assert Retry.DEFAULT.total == 3
 
     def test_repr(self) -> None:
         retry = Retry()
-        expected = "Retry(total=10, connect=None, read=None, redirect=None, status=None)"
+        expected = (
+            "Retry(total=10, connect=None, read=None, redirect=None, status=None)"
+        )
         assert repr(retry) == expected
         for _ in range(3):
             retry = retry.increment(method="GET")

@@ -27,7 +27,9 @@ async def servers() -> AsyncIterator[trio.Nursery]:
 class Script:
     """Answers with the given statuses in turn (then 200), noting the times."""
 
-    def __init__(self, *statuses: int | str, headers: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, *statuses: int | str, headers: list[tuple[str, str]] | None = None
+    ) -> None:
         self.statuses = list(statuses)
         self.headers = headers or []
         self.times: list[float] = []
@@ -63,7 +65,7 @@ async def test_backoff_is_capped_and_jitter_bounded(
     retry = Retry(total=5, backoff_factor=10, backoff_max=15, backoff_jitter=1)
     async with MemoryPool(servers, script) as pool:
         await pool.request("GET", "/", retries=retry)
-    gaps = [b - a for a, b in zip(script.times, script.times[1:])]
+    gaps = [b - a for a, b in zip(script.times, script.times[1:], strict=False)]
     assert gaps[0] == 0
     assert 15 >= gaps[1] >= 15 - 1e-9  # 20 (+jitter) capped at 15
     assert gaps[2] == 15 and gaps[3] == 15
@@ -74,7 +76,9 @@ async def test_retry_after_seconds_exact(
 ) -> None:
     script = Script(429, headers=[("Retry-After", "7")])
     async with MemoryPool(servers, script) as pool:
-        response = await pool.request("GET", "/", retries=Retry(3, status_forcelist=[429]))
+        response = await pool.request(
+            "GET", "/", retries=Retry(3, status_forcelist=[429])
+        )
     assert response.status == 200
     assert script.offsets() == [0, 7]
 

@@ -1,0 +1,277 @@
+"""Getting a stream to a target through a proxy: HTTP CONNECT tunnels and SOCKS.
+
+A pool that talks to its target through a proxy holds one of the configs
+below and calls its ``open_tunnel(host, port, open_tcp)`` instead of opening
+TCP to the target itself; the pool's TLS layer (for https targets) then runs
+on top of the returned stream, which for an https proxy is already a TLS
+stream to the proxy — TLS in TLS. All of this happens inside the pool's
+connect timeout and error translation.
+
+Plain-http targets through an HTTP proxy need no tunnel: the pool simply
+talks to the proxy and writes absolute-form targets ("forwarding").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+import trio
+
+from ._exceptions import ProxyError, ProxySchemeUnknown
+from ._url import Url
+
+__all__ = ["HTTPProxyConfig", "SOCKSProxyConfig"]
+
+OpenTCP = Callable[[str, int], Awaitable[trio.abc.Stream]]
+#: Wraps a stream in TLS to the proxy: (stream, server_hostname) -> stream.
+WrapTLS = Callable[[trio.abc.Stream, str], Awaitable[trio.abc.Stream]]
+
+_MAX_CONNECT_RESPONSE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPProxyConfig:
+    """An http:// or https:// proxy.
+
+    Attributes:
+        url: the proxy's URL (scheme, host, port).
+        headers: sent to the proxy only: on CONNECT for tunnelled targets, on
+            each request for forwarded (plain http) ones.
+        use_forwarding_for_https: send https targets to an https proxy in
+            absolute form instead of tunnelling them.
+        wrap_tls: TLS to the proxy itself (for https:// proxies).
+    """
+
+    url: Url
+    headers: tuple[tuple[str, str], ...] = ()
+    use_forwarding_for_https: bool = False
+    wrap_tls: WrapTLS | None = field(default=None, compare=False)
+
+    @property
+    def host(self) -> str:
+        assert self.url.host is not None
+        return self.url.host
+
+    @property
+    def port(self) -> int:
+        return self.url.port or (443 if self.url.scheme == "https" else 80)
+
+    async def open_proxy_stream(self, open_tcp: OpenTCP) -> trio.abc.Stream:
+        """TCP (and, for https proxies, TLS) to the proxy itself."""
+        stream = await open_tcp(self.host, self.port)
+        if self.wrap_tls is None:
+            return stream
+        try:
+            return await self.wrap_tls(stream, self.host)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+
+    async def open_tunnel(
+        self, host: str, port: int, open_tcp: OpenTCP
+    ) -> trio.abc.Stream:
+        """A stream to ``host:port`` through a CONNECT tunnel.
+
+        Raises:
+            ProxyError: the proxy refused the tunnel (e.g. 407), or did not
+                speak HTTP.
+        """
+        stream = await self.open_proxy_stream(open_tcp)
+        try:
+            await _connect(stream, host, port, self.headers)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        return stream
+
+
+def _authority(host: str, port: int) -> bytes:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}".encode("ascii")
+
+
+async def _connect(
+    stream: trio.abc.Stream, host: str, port: int, headers: tuple[tuple[str, str], ...]
+) -> None:
+    target = _authority(host, port)
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_CONNECT_RESPONSE)
+    request = h11.Request(
+        method=b"CONNECT", target=target, headers=[(b"Host", target), *headers]
+    )
+    await stream.send_all(conn.send(request) + (conn.send(h11.EndOfMessage()) or b""))
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise ProxyError("The proxy's answer to CONNECT was not HTTP", exc) from exc
+        if event is h11.NEED_DATA:
+            conn.receive_data(bytes(await stream.receive_some(65536)))
+        elif isinstance(event, h11.InformationalResponse):
+            continue
+        elif isinstance(event, h11.Response):
+            break
+        else:
+            raise ProxyError("The proxy closed the connection during CONNECT")
+    if not 200 <= event.status_code < 300:
+        reason = event.reason.decode("latin-1", "replace")
+        raise ProxyError(
+            "Unable to connect to proxy",
+            OSError(f"Tunnel connection failed: {event.status_code} {reason}"),
+        )
+    leftover, _ = conn.trailing_data
+    if leftover:
+        raise ProxyError("The proxy sent data before the tunnel was used")
+
+
+# -- SOCKS -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SOCKSProxyConfig:
+    """A SOCKS4/4a/5/5h proxy.
+
+    ``socks4`` and ``socks5`` resolve the target name here; ``socks4a`` and
+    ``socks5h`` let the proxy resolve it.
+    """
+
+    url: Url
+    username: str | None = None
+    password: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url.scheme not in ("socks4", "socks4a", "socks5", "socks5h"):
+            raise ProxySchemeUnknown(str(self.url.scheme))
+
+    @property
+    def remote_dns(self) -> bool:
+        return self.url.scheme in ("socks4a", "socks5h")
+
+    async def open_tunnel(
+        self, host: str, port: int, open_tcp: OpenTCP
+    ) -> trio.abc.Stream:
+        """A stream to ``host:port`` through the SOCKS proxy.
+
+        Raises:
+            ProxyError: the proxy refused (bad credentials, rule, unreachable).
+        """
+        assert self.url.host is not None
+        stream = await open_tcp(self.url.host, self.url.port or 1080)
+        try:
+            address = (
+                host if self.remote_dns else await _resolve(host, port, self.url.scheme)
+            )
+            if self.url.scheme in ("socks5", "socks5h"):
+                await _socks5(stream, address, port, self.username, self.password)
+            else:
+                await _socks4(stream, address, port, self.username)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        return stream
+
+
+async def _resolve(host: str, port: int, scheme: str | None) -> str:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        family = trio.socket.AF_INET if scheme == "socks4" else 0
+        infos = await trio.socket.getaddrinfo(
+            host, port, family, trio.socket.SOCK_STREAM
+        )
+        return str(infos[0][4][0])
+    return host
+
+
+async def _receive_exactly(stream: trio.abc.Stream, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await stream.receive_some(size - len(data))
+        if not chunk:
+            raise ProxyError(
+                "The SOCKS proxy closed the connection during the handshake"
+            )
+        data += chunk
+    return data
+
+
+async def _socks5(
+    stream: trio.abc.Stream,
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+) -> None:
+    from socksio import socks5
+
+    conn = socks5.SOCKS5Connection()
+    methods = [socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED]
+    if username is not None:
+        methods.append(socks5.SOCKS5AuthMethod.USERNAME_PASSWORD)
+    conn.send(socks5.SOCKS5AuthMethodsRequest(methods))
+    await stream.send_all(conn.data_to_send())
+    reply: Any = conn.receive_data(await _receive_exactly(stream, 2))
+    if reply.method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
+        conn.send(
+            socks5.SOCKS5UsernamePasswordRequest(
+                (username or "").encode(), (password or "").encode()
+            )
+        )
+        await stream.send_all(conn.data_to_send())
+        verdict: Any = conn.receive_data(await _receive_exactly(stream, 2))
+        if not verdict.success:
+            raise ProxyError("The SOCKS5 proxy rejected the username or password")
+    elif reply.method != socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
+        raise ProxyError(
+            f"The SOCKS5 proxy wants an unsupported auth method: {reply.method!r}"
+        )
+    conn.send(
+        socks5.SOCKS5CommandRequest.from_address(
+            socks5.SOCKS5Command.CONNECT, (host, port)
+        )
+    )
+    await stream.send_all(conn.data_to_send())
+    head = await _receive_exactly(stream, 5)
+    size = {1: 4 - 1, 4: 16 - 1, 3: head[4]}.get(head[3], 0) + 2
+    answer: Any = conn.receive_data(head + await _receive_exactly(stream, size))
+    if answer.reply_code != socks5.SOCKS5ReplyCode.SUCCEEDED:
+        raise ProxyError(
+            f"The SOCKS5 proxy could not connect: {answer.reply_code.name}"
+        )
+
+
+async def _socks4(
+    stream: trio.abc.Stream, host: str, port: int, user: str | None
+) -> None:
+    from socksio import socks4
+
+    conn = socks4.SOCKS4Connection(user_id=(user or "").encode())
+    try:
+        ipaddress.IPv4Address(host)
+        request: Any = socks4.SOCKS4Request.from_address(
+            socks4.SOCKS4Command.CONNECT, (host, port)
+        )
+    except ValueError:
+        request = socks4.SOCKS4ARequest.from_address(
+            socks4.SOCKS4Command.CONNECT, (host, port)
+        )
+    conn.send(request)
+    await stream.send_all(conn.data_to_send())
+    reply = conn.receive_data(await _receive_exactly(stream, 8))
+    if reply.reply_code != socks4.SOCKS4ReplyCode.REQUEST_GRANTED:
+        raise ProxyError(
+            f"The SOCKS4 proxy refused the connection: {reply.reply_code.name}"
+        )
+
+
+def default_proxy_context() -> ssl.SSLContext:
+    """Verification against certifi, for https:// proxies without a context."""
+    import certifi
+
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.set_alpn_protocols(["http/1.1"])
+    return context
