@@ -46,6 +46,7 @@ from ._headers import HTTPHeaderDict, make_headers
 from ._https import HTTPSConnectionPool
 from ._pool import HTTPConnectionPool, PoolStatistics, connection_from_url
 from ._poolmanager import (
+    ManagerStatistics,
     PoolKey,
     PoolManager,
     ProxyManager,
@@ -56,6 +57,7 @@ from ._poolmanager import (
 from ._response import HTTPResponse
 from ._retry import RequestHistory, Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout
+from ._trace import TraceCallback, TraceEvent
 from ._url import Url, parse_url
 from ._version import __version__
 
@@ -82,6 +84,7 @@ __all__ = [
     "InvalidHeader",
     "LocationParseError",
     "LocationValueError",
+    "ManagerStatistics",
     "MaxRetryError",
     "NameResolutionError",
     "NewConnectionError",
@@ -106,6 +109,8 @@ __all__ = [
     "SecurityWarning",
     "Timeout",
     "TimeoutError",
+    "TraceCallback",
+    "TraceEvent",
     "URLSchemeUnknown",
     "UnrewindableBodyError",
     "Url",

@@ -54,6 +54,7 @@ from ._proxy import HTTPProxyConfig, SOCKSProxyConfig
 from ._response import HTTPResponse
 from ._retry import Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout, TimeoutLike
+from ._trace import TraceCallback, TraceEvent
 from ._url import parse_url
 from ._version import __version__
 
@@ -131,6 +132,8 @@ class HTTPConnectionPool:
             ``Retry.DEFAULT`` (three retries) if None.
         keepalive_expiry: seconds an idle connection is kept before the pool
             closes it.
+        trace: a callback given a :class:`TraceEvent` for each step the pool
+            takes (checkout, connect, request, response, release, close).
         **conn_kw: ``source_address`` (a ``(host, port)`` to bind to; the port
             is ignored) and ``happy_eyeballs_delay``.
     """
@@ -149,6 +152,7 @@ class HTTPConnectionPool:
         retries: Retry | int | bool | None = None,
         *,
         keepalive_expiry: float = 60.0,
+        trace: TraceCallback | None = None,
         _proxy: HTTPProxyConfig | SOCKSProxyConfig | None = None,
         _forward: bool = False,
         **conn_kw: Any,
@@ -173,6 +177,8 @@ class HTTPConnectionPool:
         # *is* the pool to an HTTP proxy and writes absolute-form targets.
         self._proxy = _proxy
         self._forward = _forward
+        self._trace = trace
+        self._origin = f"{self.scheme}://{self._host_header()}"
         self._limiter = trio.CapacityLimiter(maxsize)
         self._idle: dict[Connection, None] = {}
         self._conns: set[Connection] = set()
@@ -277,6 +283,7 @@ class HTTPConnectionPool:
     async def _connect(self, lease: _Lease, limits: Timeout) -> None:
         """Give the lease a connection: an idle one if possible, else a new one."""
         nursery = self._check_open()
+        started = trio.current_time() if self._trace else 0.0
         if lease.tokened:
             idle = self._idle
             while idle:
@@ -284,6 +291,8 @@ class HTTPConnectionPool:
                 if await conn.take():
                     self._reused += 1
                     self._lend(lease, conn)
+                    if self._trace:
+                        self._emit("reuse", started)
                     return
         stream = await self._open_stream(limits)
         conn = Connection(stream, self)
@@ -291,6 +300,17 @@ class HTTPConnectionPool:
         self._created += 1
         nursery.start_soon(conn.run, self._on_closed)
         self._lend(lease, conn)
+        if self._trace:
+            self._emit("connect", started, **self._connection_facts(stream))
+
+    def _connection_facts(self, stream: trio.abc.Stream) -> dict[str, Any]:
+        """What a ``connect`` trace event reports about a new connection."""
+        return {}
+
+    def _emit(self, name: str, started: float, **detail: Any) -> None:
+        assert self._trace is not None
+        now = trio.current_time()
+        self._trace(TraceEvent(name, self._origin, started, now - started, detail))
 
     def _lend(self, lease: _Lease, conn: Connection) -> None:
         lease.conn = conn
@@ -341,6 +361,10 @@ class HTTPConnectionPool:
                 conn.discard()
         if lease.tokened:
             self._limiter.release_on_behalf_of(lease)
+        if self._trace:
+            self._emit(
+                "release", trio.current_time(), reuse=reuse and conn in self._idle
+            )
 
     def _on_closed(self, conn: Connection, reason: str) -> None:
         """Told by a connection's task as it closes the connection."""
@@ -348,6 +372,8 @@ class HTTPConnectionPool:
         self._idle.pop(conn, None)
         if not self._closed:
             self._dropped += 1
+        if self._trace:
+            self._emit("close", trio.current_time(), reason=reason)
 
     # -- one attempt ------------------------------------------------------------
 
@@ -363,12 +389,15 @@ class HTTPConnectionPool:
         """Checkout, one exchange, and (if asked) the body, within ``total``."""
         request = self._h11_request(method, url, headers, body, opts.chunked)
         wait = math.inf if opts.pool_timeout is None else opts.pool_timeout
+        started = trio.current_time() if self._trace else 0.0
         with trio.move_on_after(wait) as waiting:
             lease = await self._acquire()
         if waiting.cancelled_caught:
             raise EmptyPoolError(
                 self, "Pool is full and no connection was freed within pool_timeout"
             )
+        if self._trace:
+            self._emit("checkout", started, tokened=lease.tokened)
         response: HTTPResponse | None = None
         with limits.total_scope() as total:
             try:
@@ -407,9 +436,15 @@ class HTTPConnectionPool:
         http = lease.http
         http.url = url
         http.read_timeout = limits.read_timeout
+        started = trio.current_time() if self._trace else 0.0
         head = await http.send_request(request, body.chunks())
+        if self._trace:
+            self._emit("request", started, method=request.method.decode(), url=url)
+            started = trio.current_time()
         if head is None:
             head = await http.receive_response()
+        if self._trace:
+            self._emit("response", started, status=head.status_code)
         return HTTPResponse(
             status=head.status_code,
             reason=head.reason.decode("latin-1"),

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "ManagerStatistics",
     "PoolKey",
     "PoolManager",
     "ProxyManager",
@@ -114,6 +115,22 @@ class PoolKey:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ManagerStatistics:
+    """A snapshot of a manager: how many pools, and their summed counters.
+
+    Retired pools (evicted, with responses still streaming) are not counted.
+    """
+
+    pools: int
+    idle: int
+    in_use: int
+    waiting: int
+    created: int
+    reused: int
+    dropped: int
+
+
 class PoolManager:
     """Requests to any URL, with a connection pool per origin.
 
@@ -162,6 +179,19 @@ class PoolManager:
         self._closed = True
         await self._nursery_cm.__aexit__(None, None, None)
         self._nursery = None
+
+    def statistics(self) -> ManagerStatistics:
+        """Totals over the manager's pools (see ``PoolStatistics``)."""
+        per_pool = [pool.statistics() for pool in self.pools.values()]
+        return ManagerStatistics(
+            pools=len(per_pool),
+            idle=sum(s.idle for s in per_pool),
+            in_use=sum(s.in_use for s in per_pool),
+            waiting=sum(s.waiting for s in per_pool),
+            created=sum(s.created for s in per_pool),
+            reused=sum(s.reused for s in per_pool),
+            dropped=sum(s.dropped for s in per_pool),
+        )
 
     def clear(self) -> None:
         """Close every pool (and so every connection) the manager holds."""
