@@ -19,6 +19,7 @@ the manager as the router that picks the pool for each new URL.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -375,22 +376,19 @@ class ProxyManager(PoolManager):
             "assert_hostname": proxy_assert_hostname,
             "assert_fingerprint": proxy_assert_fingerprint,
         }
+        wrap_tls = None
+        if proxy.scheme == "https":
+            from ._https import start_tls
+            from ._tls import TLSConfig
+
+            tls = TLSConfig.from_options(**self._proxy_tls)
+            wrap_tls = functools.partial(_tls_to_proxy, start_tls, tls)
         self._config = HTTPProxyConfig(
             url=self.proxy,
             headers=tuple(sent.items()),
             use_forwarding_for_https=use_forwarding_for_https,
-            wrap_tls=self._wrap_proxy_tls if proxy.scheme == "https" else None,
+            wrap_tls=wrap_tls,
         )
-
-    async def _wrap_proxy_tls(
-        self, stream: trio.abc.Stream, hostname: str
-    ) -> trio.abc.Stream:
-        from ._https import HTTPSConnectionPool
-
-        checker = HTTPSConnectionPool(
-            self.proxy.host or hostname, self.proxy.port, **self._proxy_tls
-        )
-        return await checker._start_tls(stream)
 
     def _forwards(self, scheme: str) -> bool:
         return scheme == "http" or self._config.use_forwarding_for_https
@@ -420,6 +418,13 @@ class ProxyManager(PoolManager):
             kw.update(self._proxy_tls)
             return _make_pool(key, kw, _proxy=self._config, _forward=True)
         return _make_pool(key, kw, _proxy=self._config)
+
+
+async def _tls_to_proxy(
+    start_tls: Any, tls: Any, stream: trio.abc.Stream, hostname: str
+) -> trio.abc.Stream:
+    result: trio.abc.Stream = await start_tls(stream, tls, hostname)
+    return result
 
 
 def _make_pool(key: PoolKey, kw: dict[str, Any], **private: Any) -> HTTPConnectionPool:

@@ -100,9 +100,8 @@ async def _connect(
 ) -> None:
     target = _authority(host, port)
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_CONNECT_RESPONSE)
-    request = h11.Request(
-        method=b"CONNECT", target=target, headers=[(b"Host", target), *headers]
-    )
+    wire = [(b"Host", target)] + [(k.encode(), v.encode("latin-1")) for k, v in headers]
+    request = h11.Request(method=b"CONNECT", target=target, headers=wire)
     await stream.send_all(conn.send(request) + (conn.send(h11.EndOfMessage()) or b""))
     while True:
         try:

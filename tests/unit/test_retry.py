@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -367,8 +368,8 @@ class TestExhaustion:
         "name", ["total", "connect", "read", "redirect", "status", "other"]
     )
     def test_each_count(self, name: str) -> None:
-        assert not Retry(total=None, **{name: 0}).is_exhausted()
-        assert Retry(total=None, **{name: -1}).is_exhausted()
+        assert not Retry(total=None).new(**{name: 0}).is_exhausted()
+        assert Retry(total=None).new(**{name: -1}).is_exhausted()
 
     def test_unlimited(self) -> None:
         assert not Retry(total=None).is_exhausted()
@@ -548,7 +549,7 @@ class TestBackoff:
     def test_jitter(
         self, monkeypatch: pytest.MonkeyPatch, rand: float, expected: float
     ) -> None:
-        monkeypatch.setattr(_retry.random, "random", lambda: rand)
+        monkeypatch.setattr(random, "random", lambda: rand)
         retry = Retry(total=100, backoff_factor=0.2, backoff_jitter=0.4)
         retry = retry.increment(method="GET").increment(method="GET")
         assert retry.get_backoff_time() == pytest.approx(expected)
@@ -556,7 +557,7 @@ class TestBackoff:
     def test_jitter_not_added_to_first_retry(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(_retry.random, "random", lambda: 0.9)
+        monkeypatch.setattr(random, "random", lambda: 0.9)
         retry = Retry(backoff_factor=0.2, backoff_jitter=5).increment(method="GET")
         assert retry.get_backoff_time() == 0
 
@@ -567,7 +568,7 @@ class TestBackoff:
             assert 0.4 <= retry.get_backoff_time() < 0.8
 
     def test_jitter_capped(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(_retry.random, "random", lambda: 0.99)
+        monkeypatch.setattr(random, "random", lambda: 0.99)
         retry = Retry(backoff_factor=0.2, backoff_max=0.5, backoff_jitter=10)
         retry = retry.increment(method="GET").increment(method="GET")
         assert retry.get_backoff_time() == 0.5
