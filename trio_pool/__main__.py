@@ -217,7 +217,8 @@ def _report(
 ) -> None:
     done = len(latencies)
     print(
-        f"{url}: {done} ok, {sum(errors.values())} errors, {concurrency} tasks, {elapsed:.2f} s",
+        f"{url}: {done} ok, {sum(errors.values())} errors, "
+        f"{concurrency} tasks, {elapsed:.2f} s",
         file=out,
     )
     print(f"  {done / elapsed:,.0f} req/s", file=out)

@@ -611,6 +611,12 @@ class TestRetryAfter:
     def test_past_date_is_zero(self) -> None:
         assert Retry().parse_retry_after("Mon, 3 Jun 2019 10:00:00 GMT") == 0
 
+    def test_real_clock(self) -> None:
+        retry = Retry(retry_after_max=1e12)
+        assert retry.parse_retry_after("Fri, 31 Dec 1999 23:59:59 GMT") == 0
+        seconds = retry.parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT")
+        assert 7.9e10 > seconds > 2.4e11 - 7.5e10 * 2 > 0
+
     @pytest.mark.usefixtures("frozen_clock")
     def test_capped(self) -> None:
         assert Retry().parse_retry_after("999999") == 21600
