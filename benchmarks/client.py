@@ -1,18 +1,27 @@
 """Subprocess entry point: ``python -m benchmarks.client JOB_JSON``.
 
 Runs one measurement and prints its :class:`~benchmarks.common.Outcome` as a
-JSON line on stdout. A client that raises is reported as ``error``, never as
-a rate.
+JSON line on stdout, as soon as the timed phase ends. A client that raises is
+reported as ``error``, never as a rate. A watchdog thread ends the process if
+the client hangs: before the outcome is out it reports ``timeout``; after it,
+closing the client gets a few seconds.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
+import threading
+import time
 import traceback
 
 from .clients import run
-from .common import Job, Outcome
+from .common import Job, Outcome, publish
+from .drivers import cut_after
+
+#: Seconds a client may take to close after its outcome is out.
+TEARDOWN_CAP = 5.0
 
 
 def _raise_fd_limit() -> None:
@@ -30,15 +39,22 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+def _watchdog(job: Job) -> None:
+    time.sleep(job.warm_cap + cut_after(job) + TEARDOWN_CAP)
+    publish(Outcome("timeout", detail="the client did not stop at the cut"))
+    os._exit(0)
+
+
 def main() -> None:
     job = Job.from_json(sys.argv[1])
     _raise_fd_limit()
+    threading.Thread(target=_watchdog, args=(job,), daemon=True).start()
     try:
         outcome = run(job)
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         outcome = Outcome("error", detail=_describe(exc)[:300])
-    print(outcome.to_json(), flush=True)
+    publish(outcome)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,15 @@ clients, a connection of the task's own for the bare loops — and yields a
 
 Each task first makes one untimed warm-up request (small body), so that
 connections are open before the clock starts, then waits for the start
-signal. The :class:`Meter` then hands out request *tickets* until either the
-request count or the time cap runs out; every response is checked (status 200,
-exact body length) before it is counted, so a client that fails cannot look
-fast. A hard cap (warm-up cap + time cap + grace) cancels the loop if a client
-hangs; the subprocess then still reports what it completed.
+signal (given when all tasks are warm, or after ``warm_cap`` seconds). The
+:class:`Meter` then hands out request *tickets* until either the request count
+or the time cap runs out. Every response is checked (status 200, exact body
+length) before it is counted, so a client that fails cannot look fast.
+
+The timed phase ends when every task has stopped, or at the *cut*: one more
+time cap (at least a second) after the last ticket could be taken. Requests
+still in flight at the cut are cancelled and not counted: that bounds the
+slow clients (httpx with 1000 tasks) without discarding what they did.
 
 Memory: at the start signal the kernel's peak-RSS mark is reset
 (``/proc/self/clear_refs``), so the peak read at the end belongs to the timed
@@ -29,22 +33,12 @@ import os
 import resource
 import threading
 import time
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterator,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any
 
 import trio
 
-from .common import MIB, THREAD_CAP, Job, Outcome
-
-#: Seconds past the warm-up and time caps before in-flight requests are cut.
-GRACE = 20.0
+from .common import MIB, THREAD_CAP, Job, Outcome, publish
 
 Fetch = Callable[[str, bool], Awaitable[tuple[int, int]]]
 AsyncWorkers = Callable[[], AbstractAsyncContextManager[Fetch]]
@@ -54,6 +48,11 @@ SyncWorkers = Callable[[], AbstractContextManager[SyncFetch]]
 
 class BadResponse(Exception):
     """A response with the wrong status or body length."""
+
+
+def cut_after(job: Job) -> float:
+    """Seconds from the start signal to the cut."""
+    return job.time_cap + max(job.time_cap, 1.0)
 
 
 def shared(fetch: Fetch) -> AsyncWorkers:
@@ -120,8 +119,8 @@ class Meter:
         self._done = itertools.count()
         self._deadline = float("inf")
         self._start = 0.0
-        self._stop = 0.0
         self._rss_start = 0.0
+        self._outcome: Outcome | None = None
 
     def check(self, got: tuple[int, int], expected_len: int) -> None:
         status, length = got
@@ -137,6 +136,11 @@ class Meter:
         self._start = time.perf_counter()
         self._deadline = self._start + self.job.time_cap
 
+    @property
+    def cut_time(self) -> float:
+        """``time.perf_counter()`` value of the cut."""
+        return self._start + cut_after(self.job)
+
     def take(self) -> bool:
         """May the caller start another timed request?"""
         return (
@@ -147,23 +151,20 @@ class Meter:
     def record(self) -> None:
         next(self._done)
 
-    def stop(self) -> None:
-        self._stop = time.perf_counter()
-
-    def outcome(self, cut: bool = False) -> Outcome:
-        done = next(self._done)  # the count's next value is how many were recorded
-        return Outcome(
+    def stop(self, cut: bool) -> Outcome:
+        """End the timed phase, and publish its outcome at once."""
+        elapsed = time.perf_counter() - self._start
+        done = next(self._done)  # the counter's next value is how many were recorded
+        self._outcome = Outcome(
             status="ok",
             done=done,
-            elapsed=self._stop - self._start,
+            elapsed=elapsed,
             body_bytes=done * self.job.body_len,
             rss_delta_mib=max(0.0, _peak_rss_mib() - self._rss_start),
-            detail="cut at the hard cap" if cut else "",
+            detail="in-flight requests cancelled at the cut" if cut else "",
         )
-
-    @property
-    def hard_cap(self) -> float:
-        return self.job.warm_cap + self.job.time_cap + GRACE
+        publish(self._outcome)
+        return self._outcome
 
 
 # -- trio ----------------------------------------------------------------------
@@ -174,32 +175,38 @@ async def run_trio(
 ) -> Outcome:
     """Run one measurement with ``job.concurrency`` trio tasks."""
     meter = Meter(job)
-    warm = trio.Event()
-    go = trio.Event()
-    waiting = [job.concurrency]
+    warm, go, finished = trio.Event(), trio.Event(), trio.Event()
+    cold = running = job.concurrency
 
     async def task(workers: AsyncWorkers) -> None:
-        async with workers() as fetch:
-            meter.check(await fetch(job.warm_path, False), job.warm_len)
-            waiting[0] -= 1
-            if waiting[0] == 0:
-                warm.set()
-            await go.wait()
-            while meter.take():
-                meter.check(await fetch(job.path, job.stream), job.body_len)
-                meter.record()
+        nonlocal cold, running
+        try:
+            async with workers() as fetch:
+                meter.check(await fetch(job.warm_path, False), job.warm_len)
+                cold -= 1
+                if cold == 0:
+                    warm.set()
+                await go.wait()
+                while meter.take():
+                    meter.check(await fetch(job.path, job.stream), job.body_len)
+                    meter.record()
+        finally:
+            running -= 1
+            if running == 0:
+                finished.set()
 
-    async with open_client(job) as workers:
-        with trio.move_on_after(meter.hard_cap) as hard:
-            async with trio.open_nursery() as nursery:
-                for _ in range(job.concurrency):
-                    nursery.start_soon(task, workers)
-                with trio.move_on_after(job.warm_cap):
-                    await warm.wait()
-                meter.start()
-                go.set()
-        meter.stop()
-    return meter.outcome(cut=hard.cancelled_caught)
+    async with open_client(job) as workers, trio.open_nursery() as nursery:
+        for _ in range(job.concurrency):
+            nursery.start_soon(task, workers)
+        with trio.move_on_after(job.warm_cap):
+            await warm.wait()
+        meter.start()
+        go.set()
+        with trio.move_on_at(trio.current_time() + cut_after(job)) as cut:
+            await finished.wait()
+        outcome = meter.stop(cut.cancelled_caught)
+        nursery.cancel_scope.cancel()
+    return outcome
 
 
 # -- asyncio -------------------------------------------------------------------
@@ -210,15 +217,15 @@ async def run_asyncio(
 ) -> Outcome:
     """Run one measurement with ``job.concurrency`` asyncio tasks."""
     meter = Meter(job)
-    warm = asyncio.Event()
-    go = asyncio.Event()
-    waiting = [job.concurrency]
+    warm, go = asyncio.Event(), asyncio.Event()
+    cold = job.concurrency
 
     async def task(workers: AsyncWorkers) -> None:
+        nonlocal cold
         async with workers() as fetch:
             meter.check(await fetch(job.warm_path, False), job.warm_len)
-            waiting[0] -= 1
-            if waiting[0] == 0:
+            cold -= 1
+            if cold == 0:
                 warm.set()
             await go.wait()
             while meter.take():
@@ -227,33 +234,26 @@ async def run_asyncio(
 
     async with open_client(job) as workers:
         tasks = [asyncio.ensure_future(task(workers)) for _ in range(job.concurrency)]
-        hard_deadline = time.perf_counter() + meter.hard_cap
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(_first_of(warm.wait(), tasks), job.warm_cap)
+        warm_waiter = asyncio.ensure_future(warm.wait())
+        # Stop waiting early if a task fails: its error is raised below.
+        await asyncio.wait(
+            [warm_waiter, *tasks],
+            timeout=job.warm_cap,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        warm_waiter.cancel()
         meter.start()
         go.set()
-        timeout = max(0.0, hard_deadline - time.perf_counter())
         finished, pending = await asyncio.wait(
-            tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
+            tasks, timeout=cut_after(job), return_when=asyncio.FIRST_EXCEPTION
         )
-        meter.stop()
+        outcome = meter.stop(cut=bool(pending))
         for pending_task in pending:
             pending_task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         for finished_task in finished:
             finished_task.result()  # re-raise the first failure, if any
-    return meter.outcome(cut=bool(pending))
-
-
-async def _first_of(
-    signal: Coroutine[Any, Any, Any], tasks: list[asyncio.Future[None]]
-) -> None:
-    """Wait for ``signal``, or until a task fails (its error surfaces later)."""
-    waiter = asyncio.ensure_future(signal)
-    try:
-        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
+    return outcome
 
 
 # -- threads -------------------------------------------------------------------
@@ -262,7 +262,11 @@ async def _first_of(
 def run_threads(
     job: Job, open_client: Callable[[Job], AbstractContextManager[SyncWorkers]]
 ) -> Outcome:
-    """Run one measurement with ``min(concurrency, THREAD_CAP)`` threads."""
+    """Run one measurement with ``min(concurrency, THREAD_CAP)`` threads.
+
+    Threads cannot be cancelled: at the cut they are left running (they are
+    daemons) and only what they completed before it counts.
+    """
     meter = Meter(job)
     count = min(job.concurrency, THREAD_CAP)
     warmed = threading.Semaphore(0)
@@ -291,17 +295,13 @@ def run_threads(
             t.start()
         warm_deadline = time.perf_counter() + job.warm_cap
         for _ in range(count):
-            if not warmed.acquire(
-                timeout=max(0.0, warm_deadline - time.perf_counter())
-            ):
+            left = warm_deadline - time.perf_counter()
+            if not warmed.acquire(timeout=max(0.0, left)):
                 break
         meter.start()
         go.set()
-        hard_deadline = time.perf_counter() + meter.hard_cap
         for t in threads:
-            t.join(max(0.0, hard_deadline - time.perf_counter()))
-        meter.stop()
+            t.join(max(0.0, meter.cut_time - time.perf_counter()))
         if errors:
             raise errors[0]
-        cut = any(t.is_alive() for t in threads)
-    return meter.outcome(cut=cut)
+        return meter.stop(cut=any(t.is_alive() for t in threads))

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from . import report, servers
 from .common import CLIENTS, MIB, SCENARIO_BY_KEY, SCENARIOS, Job, Outcome, Scenario
-from .drivers import GRACE
+from .client import TEARDOWN_CAP
+from .drivers import cut_after
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "performance.md"
@@ -48,7 +49,7 @@ class Plan:
     download_requests: int
 
 
-FULL = Plan(rounds=3, time_cap=2.0, warm_cap=3.0, download_mib=100, download_requests=6)
+FULL = Plan(rounds=3, time_cap=2.0, warm_cap=2.0, download_mib=100, download_requests=6)
 QUICK = Plan(
     rounds=1, time_cap=0.3, warm_cap=1.5, download_mib=100, download_requests=1
 )
@@ -107,7 +108,7 @@ def _job(
 
 def measure(job: Job) -> Outcome:
     """Run one measurement in a subprocess of its own."""
-    limit = job.warm_cap + job.time_cap + GRACE + 30
+    limit = job.warm_cap + cut_after(job) + TEARDOWN_CAP + 30
     try:
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.client", job.to_json()],
@@ -117,14 +118,16 @@ def measure(job: Job) -> Outcome:
             timeout=limit,
             check=False,
         )
-    except subprocess.TimeoutExpired:
-        return Outcome("timeout", detail=f"killed after {limit:.0f} s")
-    lines = done.stdout.strip().splitlines()
-    try:
-        return Outcome.from_dict(json.loads(lines[-1]))
-    except (IndexError, ValueError, TypeError):
-        tail = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
-        return Outcome("error", detail=tail[0][:300])
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout
+        stdout, stderr, status = out or "", f"killed after {limit:.0f} s", "timeout"
+    else:
+        stdout, stderr, status = done.stdout, done.stderr, "error"
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            return Outcome.from_dict(json.loads(line))
+    tail = stderr.strip().splitlines()[-1:] or ["no outcome printed"]
+    return Outcome(status, detail=tail[0][:300])
 
 
 def _versions() -> str:

@@ -20,13 +20,19 @@ async def run_get(argv: list[str]) -> tuple[int, str]:
 
 
 async def test_get_prints_bodies(server: Server) -> None:
-    code, out = await run_get([server.url + "/headers?X-A=1", server.url + "/headers?X-B=2"])
+    code, out = await run_get(
+        [server.url + "/headers?X-A=1", server.url + "/headers?X-B=2"]
+    )
     assert (code, out) == (0, "okok")
 
 
-async def test_get_to_output_dir_with_headers_and_json(server: Server, tmp_path: Path) -> None:
+async def test_get_to_output_dir_with_headers_and_json(
+    server: Server, tmp_path: Path
+) -> None:
     urls = [f"{server.url}/bytes/{n}" for n in (10, 20000)]
-    code, out = await run_get([*urls, "-o", str(tmp_path), "-c", "2", "-H", "X-Test: yes"])
+    code, out = await run_get(
+        [*urls, "-o", str(tmp_path), "-c", "2", "-H", "X-Test: yes"]
+    )
     assert code == 0
     assert (tmp_path / "0000-10").read_bytes() == pattern(10)
     assert (tmp_path / "0001-20000").read_bytes() == pattern(20000)
@@ -38,7 +44,9 @@ async def test_get_to_output_dir_with_headers_and_json(server: Server, tmp_path:
     assert server.requests[-1].body == b'{"a": 1}'
 
 
-async def test_get_failures_exit_nonzero(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_get_failures_exit_nonzero(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _ = await run_get([server.url + "/status/404", "--retries", "0"])
     assert code == 1
     code, _ = await run_get([server.url + "/fault/reset", "--retries", "0"])
@@ -52,7 +60,9 @@ async def test_get_failures_exit_nonzero(server: Server, capsys: pytest.CaptureF
 
 async def test_bench_reports(server: Server) -> None:
     out = io.StringIO()
-    args = _parser().parse_args(["bench", server.url + "/bytes/100", "-c", "5", "-n", "200"])
+    args = _parser().parse_args(
+        ["bench", server.url + "/bytes/100", "-c", "5", "-n", "200"]
+    )
     assert await _bench(args.url, args, out) == 0
     report = out.getvalue()
     assert "200 ok, 0 errors, 5 tasks" in report
