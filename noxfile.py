@@ -51,3 +51,23 @@ def bench(session: nox.Session) -> None:
         session.run("python", "-m", "benchmarks.profile_trio_pool", *args)
         return
     session.run("python", "-m", "benchmarks.run", *args)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation (warnings are errors) into docs/_build.
+
+    The code examples in the docs are run by ``tests/test_docs.py`` (part of
+    ``nox -s tests``), not here.
+    """
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )

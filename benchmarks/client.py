@@ -3,8 +3,9 @@
 Runs one measurement and prints its :class:`~benchmarks.common.Outcome` as a
 JSON line on stdout, as soon as the timed phase ends. A client that raises is
 reported as ``error``, never as a rate. A watchdog thread ends the process if
-the client hangs: before the outcome is out it reports ``timeout``; after it,
-closing the client gets a few seconds.
+the client hangs: if it never starts the timed phase, as ``timeout``; if it
+misses its cut, with what it completed by then; and closing the client after
+the outcome is out gets a few seconds.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import time
 import traceback
 
 from .clients import run
-from .common import Job, Outcome, publish
-from .drivers import cut_after
+from .common import Job, Outcome, publish, published
+from .drivers import Meter
 
 #: Seconds a client may take to close after its outcome is out.
 TEARDOWN_CAP = 5.0
@@ -40,8 +41,20 @@ def _describe(exc: BaseException) -> str:
 
 
 def _watchdog(job: Job) -> None:
-    time.sleep(job.warm_cap + cut_after(job) + TEARDOWN_CAP)
-    publish(Outcome("timeout", detail="the client did not stop at the cut"))
+    """End a hung client: report what it did, then exit the process."""
+    began = time.perf_counter()
+    meter = None
+    while meter is None and time.perf_counter() - began < job.warm_cap + 5:
+        meter = Meter.current
+        time.sleep(0.05)
+    if meter is None or not meter.started.wait(job.warm_cap + 5):
+        publish(Outcome("timeout", detail="the client never started its timed phase"))
+        os._exit(0)
+    # A client busy in pure-Python loops may not even get to its own cut.
+    if not published.wait(max(0.0, meter.cut_time + 2.0 - time.perf_counter())):
+        meter.stop("stopped by the watchdog: the client missed its cut")
+        os._exit(0)
+    time.sleep(TEARDOWN_CAP)
     os._exit(0)
 
 

@@ -146,7 +146,8 @@ class Outcome:
         return cls(**data)
 
 
-_published = threading.Lock()
+_publishing = threading.Lock()
+published = threading.Event()
 
 
 def publish(outcome: Outcome) -> bool:
@@ -155,8 +156,9 @@ def publish(outcome: Outcome) -> bool:
     The first call wins: the meter publishes as soon as the timed phase ends,
     so a client that then hangs while closing cannot lose its result.
     """
-    if not _published.acquire(blocking=False):
+    if not _publishing.acquire(blocking=False):
         return False
     sys.stdout.write(outcome.to_json() + "\n")
     sys.stdout.flush()
+    published.set()
     return True

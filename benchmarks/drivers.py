@@ -110,10 +110,15 @@ class Meter:
     """Bounds a measurement by count and time, checks and counts responses.
 
     ``next()`` on an ``itertools.count`` is atomic under the GIL, so threads
-    share the counters without a lock.
+    (and the watchdog) share the counters without a lock.
     """
 
+    #: The meter of this process's measurement, for the watchdog.
+    current: Meter | None = None
+
     def __init__(self, job: Job) -> None:
+        Meter.current = self
+        self.started = threading.Event()
         self.job = job
         self._tickets = itertools.count()
         self._done = itertools.count()
@@ -135,6 +140,7 @@ class Meter:
         self._rss_start = _current_rss_mib()
         self._start = time.perf_counter()
         self._deadline = self._start + self.job.time_cap
+        self.started.set()
 
     @property
     def cut_time(self) -> float:
@@ -151,8 +157,12 @@ class Meter:
     def record(self) -> None:
         next(self._done)
 
-    def stop(self, cut: bool) -> Outcome:
-        """End the timed phase, and publish its outcome at once."""
+    def stop(self, cut: bool | str) -> Outcome:
+        """End the timed phase, and publish its outcome at once.
+
+        ``cut``: True if requests were still in flight at the cut; a string
+        says why else the phase was cut short.
+        """
         elapsed = time.perf_counter() - self._start
         done = next(self._done)  # the counter's next value is how many were recorded
         self._outcome = Outcome(
@@ -161,7 +171,7 @@ class Meter:
             elapsed=elapsed,
             body_bytes=done * self.job.body_len,
             rss_delta_mib=max(0.0, _peak_rss_mib() - self._rss_start),
-            detail="in-flight requests cancelled at the cut" if cut else "",
+            detail=cut if isinstance(cut, str) else ("cut" if cut else ""),
         )
         publish(self._outcome)
         return self._outcome

@@ -50,7 +50,7 @@ TARGETS: tuple[Target, ...] = (
 class Cell:
     """The summary of one (client, scenario) over all rounds."""
 
-    status: str  # ok, error, n/a, missing
+    status: str  # ok, error, timeout, n/a, missing
     median: float = 0.0
     rss_mib: float = 0.0
     detail: str = ""
@@ -58,11 +58,8 @@ class Cell:
     def show(self, download: bool) -> str:
         if self.status != "ok":
             return self.status
-        return (
-            f"{self.median:,.0f}"
-            if not download or self.median >= 100
-            else (f"{self.median:,.1f}")
-        )
+        digits = 1 if download and self.median < 100 else 0
+        return f"{self.median:,.{digits}f}"
 
 
 def summarize(outcomes: Sequence[Outcome], scenario: Scenario) -> Cell:
@@ -73,8 +70,9 @@ def summarize(outcomes: Sequence[Outcome], scenario: Scenario) -> Cell:
     if bad and all(o.status == "n/a" for o in outcomes):
         return Cell("n/a", detail=bad[0].detail)
     if bad:
-        worst = bad[0]
-        return Cell("error", detail=f"{worst.status}: {worst.detail}")
+        # A failure in any round voids the cell: a broken client cannot win.
+        first = next((o for o in bad if o.status != "n/a"), bad[0])
+        return Cell(first.status, detail=first.detail)
     return Cell(
         "ok",
         median=statistics.median(o.rate(scenario.download) for o in outcomes),

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import report, servers
-from .common import CLIENTS, MIB, SCENARIO_BY_KEY, SCENARIOS, Job, Outcome, Scenario
 from .client import TEARDOWN_CAP
+from .common import CLIENTS, MIB, SCENARIO_BY_KEY, SCENARIOS, Job, Outcome, Scenario
 from .drivers import cut_after
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ class Plan:
 
 FULL = Plan(rounds=3, time_cap=2.0, warm_cap=2.0, download_mib=100, download_requests=6)
 QUICK = Plan(
-    rounds=1, time_cap=0.3, warm_cap=1.5, download_mib=100, download_requests=1
+    rounds=1, time_cap=0.4, warm_cap=1.0, download_mib=100, download_requests=1
 )
 
 
@@ -108,7 +108,7 @@ def _job(
 
 def measure(job: Job) -> Outcome:
     """Run one measurement in a subprocess of its own."""
-    limit = job.warm_cap + cut_after(job) + TEARDOWN_CAP + 30
+    limit = job.warm_cap + cut_after(job) + TEARDOWN_CAP + 60
     try:
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.client", job.to_json()],

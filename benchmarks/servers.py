@@ -83,7 +83,8 @@ def open_server(kind: str, large_len: int) -> Iterator[ServerInfo]:
             with _run_nginx(nginx, root, ca_file, large_len) as info:
                 yield info
         else:
-            with _run_bundled(root, ca_file, large_len) as info:
+            why = "nginx not found" if nginx is None else "--server bundled"
+            with _run_bundled(root, ca_file, large_len, why) as info:
                 yield info
 
 
@@ -207,7 +208,9 @@ def _run_nginx(
 
 
 @contextlib.contextmanager
-def _run_bundled(root: Path, ca_file: str, large_len: int) -> Iterator[ServerInfo]:
+def _run_bundled(
+    root: Path, ca_file: str, large_len: int, why: str
+) -> Iterator[ServerInfo]:
     cert = str(root / "server-both.pem")
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bundled_server", cert],
@@ -221,7 +224,7 @@ def _run_bundled(root: Path, ca_file: str, large_len: int) -> Iterator[ServerInf
             raise RuntimeError("the bundled server did not start")
         _wait_listening(proc, [ports["http"], ports["https"]])
         yield ServerInfo(
-            name="bundled trio_pool.testing server (nginx not found)",
+            name=f"the bundled trio_pool.testing server ({why})",
             host=HOST,
             http_port=ports["http"],
             https_port=ports["https"],

@@ -115,7 +115,7 @@ class _Buffer:
         return data
 
 
-class IdentityDecoder:
+class _IdentityDecoder:
     """No coding: hands the bytes back, still honouring ``max_length``."""
 
     def __init__(self) -> None:
@@ -589,7 +589,7 @@ def get_decoder(content_encoding: str) -> ContentDecoder:
             f"Too many content codings in the chain: {len(codings)} > {_MAX_CODINGS}"
         )
     if not codings or any(c not in _FACTORIES for c in codings):
-        return IdentityDecoder()
+        return _IdentityDecoder()
     decoder = _FACTORIES[codings[-1]]()
     for coding in reversed(codings[:-1]):
         decoder = _Stacked(inner=_FACTORIES[coding](), outer=decoder)

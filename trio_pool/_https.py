@@ -43,14 +43,21 @@ async def start_tls(
     If the handshake fails, the checks fail, or this is cancelled, ``stream``
     is closed before the exception propagates.
     """
-    tls = trio.SSLStream(
-        stream, config.context, server_hostname=server_hostname, https_compatible=True
-    )
+    # Whatever fails, even making the SSLStream, the outermost stream that
+    # exists is closed: closing an SSLStream closes the TCP stream under it.
+    opened: trio.abc.AsyncResource = stream
     try:
+        tls = trio.SSLStream(
+            stream,
+            config.context,
+            server_hostname=server_hostname,
+            https_compatible=True,
+        )
+        opened = tls
         await tls.do_handshake()
         config.verify_peer(tls.getpeercert, server_hostname)
     except BaseException:
-        await trio.aclose_forcefully(tls)
+        pass
         raise
     return tls
 

@@ -415,6 +415,8 @@ class ProxyManager(PoolManager):
     def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
         kw = dict(self.connection_pool_kw)
         if dict(key.options).get("_forward") is not None:
+            # TLS options given for targets do not apply to the proxy.
+            kw = {k: v for k, v in kw.items() if k not in _TLS_OPTIONS}
             kw.update(self._proxy_tls)
             return _make_pool(key, kw, _proxy=self._config, _forward=True)
         return _make_pool(key, kw, _proxy=self._config)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +146,12 @@ class SOCKSProxyConfig:
     def __post_init__(self) -> None:
         if self.url.scheme not in ("socks4", "socks4a", "socks5", "socks5h"):
             raise ProxySchemeUnknown(str(self.url.scheme))
+        try:
+            import socksio  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "SOCKS proxies need the socksio package: pip install 'trio-pool[socks]'"
+            ) from exc
 
     @property
     def remote_dns(self) -> bool:
@@ -246,24 +253,19 @@ async def _socks5(
 async def _socks4(
     stream: trio.abc.Stream, host: str, port: int, user: str | None
 ) -> None:
-    from socksio import socks4
-
-    conn = socks4.SOCKS4Connection(user_id=(user or "").encode())
+    # Built by hand: socksio refuses the empty user id that most clients send.
+    user_id = (user or "").encode() + b"\0"
     try:
-        ipaddress.IPv4Address(host)
-        request: Any = socks4.SOCKS4Request.from_address(
-            socks4.SOCKS4Command.CONNECT, (host, port)
-        )
+        address = ipaddress.IPv4Address(host).packed
+        name = b""
     except ValueError:
-        request = socks4.SOCKS4ARequest.from_address(
-            socks4.SOCKS4Command.CONNECT, (host, port)
-        )
-    conn.send(request)
-    await stream.send_all(conn.data_to_send())
-    reply = conn.receive_data(await _receive_exactly(stream, 8))
-    if reply.reply_code != socks4.SOCKS4ReplyCode.REQUEST_GRANTED:
+        # SOCKS4a: an invalid address 0.0.0.x tells the proxy a name follows.
+        address, name = b"\0\0\0\x01", host.encode("idna") + b"\0"
+    await stream.send_all(struct.pack("!BBH", 4, 1, port) + address + user_id + name)
+    reply = await _receive_exactly(stream, 8)
+    if reply[1] != 0x5A:
         raise ProxyError(
-            f"The SOCKS4 proxy refused the connection: {reply.reply_code.name}"
+            f"The SOCKS4 proxy refused the connection (code {reply[1]:#x})"
         )
 
 

@@ -19,7 +19,7 @@ def run(job: Job) -> Outcome:
 
 @asynccontextmanager
 async def open_client(job: Job) -> AsyncIterator[drivers.AsyncWorkers]:
-    headers = request_headers(job) or {}
+    headers = list((request_headers(job) or {}).items())
     async with httpcore.AsyncConnectionPool(
         ssl_context=client_context(job) if job.tls else None,
         max_connections=job.concurrency,

@@ -19,7 +19,7 @@ from . import client_context
 
 _RECEIVE = 2**16
 Send = Callable[[bytes], Awaitable[None]]
-Receive = Callable[[int], Awaitable[bytes]]
+Receive = Callable[[int], Awaitable[bytes | bytearray]]
 
 
 def run(job: Job) -> Outcome:

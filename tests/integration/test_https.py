@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ssl
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from trio_pool import (
     InsecureRequestWarning,
     LocationValueError,
     MaxRetryError,
+    ProtocolError,
     SSLError,
     Timeout,
     connection_from_url,
@@ -341,7 +343,7 @@ async def test_assert_hostname_false_still_verifies_the_chain(ca: Any) -> None:
 async def test_server_hostname_is_sni_and_verified(ca: Any, ca_file: str) -> None:
     seen: list[str | None] = []
     context = server_context(ca.issue_cert("example.org"))
-    context.sni_callback = lambda _obj, name, _ctx: seen.append(name)  # type: ignore[assignment,func-returns-value]
+    context.sni_callback = lambda _obj, name, _ctx: seen.append(name)
     async with open_server(ssl_context=context) as server:
         async with HTTPSConnectionPool(
             "127.0.0.1", server.port, ca_certs=ca_file, server_hostname="example.org"
@@ -490,29 +492,37 @@ async def test_client_certificate_and_key_in_one_file(
 
 
 async def test_client_certificate_missing_tls12(
-    mtls_server: Server, ca_file: str
+    mtls_server: Server, ca: Any, ca_file: str, tmp_path: Path
 ) -> None:
+    tls12: dict[str, Any] = {
+        "ca_certs": ca_file,
+        "ssl_maximum_version": ssl.TLSVersion.TLSv1_2,
+    }
     # In TLS 1.2 the server refuses during the handshake: a connect error.
-    async with HTTPSConnectionPool(
-        "localhost",
-        mtls_server.port,
-        ca_certs=ca_file,
-        ssl_maximum_version=ssl.TLSVersion.TLSv1_2,
-    ) as pool:
+    # (The bundled server closes without sending its alert, hence no reason.)
+    async with HTTPSConnectionPool("localhost", mtls_server.port, **tls12) as pool:
         error = await ssl_failure(pool)
-    assert "handshake failure" in str(error).lower() or "alert" in str(error).lower()
+    assert isinstance(ssl_cause(error), ssl.SSLError)
     assert mtls_server.requests == []
+    cert_file, key_file = write_client_files(
+        ca.issue_cert("client@example.org"), tmp_path, None
+    )
+    async with HTTPSConnectionPool(
+        "localhost", mtls_server.port, cert_file=cert_file, key_file=key_file, **tls12
+    ) as pool:
+        await get_ok(pool)
 
 
 async def test_client_certificate_missing_tls13(
     mtls_server: Server, ca_file: str
 ) -> None:
     # In TLS 1.3 the client's handshake is over before the server looks at
-    # its certificate, so the refusal arrives as the answer to the request.
+    # its certificate: the request is sent, and the server hangs up instead
+    # of answering it.
     async with HTTPSConnectionPool(
         "localhost", mtls_server.port, ca_certs=ca_file
     ) as pool:
-        with pytest.raises(SSLError, match="certificate required"):
+        with pytest.raises((SSLError, ProtocolError)):
             await pool.request("GET", "/echo", retries=False)
         assert_pool_exact(pool)
     assert mtls_server.requests == []
@@ -554,12 +564,14 @@ async def test_minimum_version_above_servers_maximum(leaf: Any, ca_file: str) ->
             ssl_minimum_version=ssl.TLSVersion.TLSv1_3,
         ) as pool:
             error = await ssl_failure(pool)
-        assert "version" in str(error).lower()
         assert isinstance(ssl_cause(error), ssl.SSLError)
+        assert server.requests == []
+        # The same server and trust, with versions that overlap: fine.
         async with HTTPSConnectionPool(
             "localhost",
             server.port,
             ca_certs=ca_file,
+            ssl_minimum_version=ssl.TLSVersion.TLSv1_2,
             ssl_maximum_version=ssl.TLSVersion.TLSv1_2,
         ) as pool:
             await get_ok(pool)
@@ -573,6 +585,19 @@ async def test_cert_none_works_and_warns(server: Server, cert_reqs: Any) -> None
         with pytest.warns(InsecureRequestWarning, match="Unverified HTTPS") as record:
             await get_twice(pool)
     assert len(record) == 1  # once per new connection
+
+
+async def test_insecure_warning_as_error_opens_nothing(server: Server) -> None:
+    # Under -W error the warning is an exception: it comes before the
+    # connection is opened, so nothing is left half-open.
+    async with HTTPSConnectionPool("localhost", server.port, cert_reqs="NONE") as pool:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InsecureRequestWarning)
+            with pytest.raises(InsecureRequestWarning):
+                await pool.request("GET", "/echo", retries=False)
+        assert_pool_exact(pool)
+        assert pool.statistics().created == 0
+    assert server.connections_opened == 0
 
 
 async def get_twice(pool: HTTPSConnectionPool) -> None:
