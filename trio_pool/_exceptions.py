@@ -290,7 +290,7 @@ def translate_errors(
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLError):
-            raise SSLError(_describe_ssl(cause)) from exc
+            raise SSLError(_describe_ssl(cause)) from cause
         if phase == "connect":
             raise NewConnectionError(
                 pool, f"Failed to establish a new connection: {exc}"

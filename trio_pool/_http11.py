@@ -175,6 +175,8 @@ class HTTP11Connection:
                 f"Response head larger than {MAX_HEADER_BYTES} bytes (or never ended)"
             )
         if not in_body:
+            if "ConnectionClosed" in message:
+                return ProtocolError("Remote end closed connection without response")
             return ProtocolError(f"Malformed response from server: {message}")
         if "without sending complete" in message:
             left = None if self._expected is None else self._expected - self._body_read

@@ -57,7 +57,7 @@ async def start_tls(
         await tls.do_handshake()
         config.verify_peer(tls.getpeercert, server_hostname)
     except BaseException:
-        pass
+        await trio.aclose_forcefully(opened)
         raise
     return tls
 

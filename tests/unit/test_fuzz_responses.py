@@ -48,6 +48,7 @@ from typing import Literal, TypeVar
 
 import brotli
 import h11
+import outcome
 import pytest
 import trio
 import trio.testing
@@ -247,43 +248,43 @@ async def fetch(
     path: str = "/fuzz",
 ) -> Outcome:
     """One GET, its body read the way ``read`` says; trio_pool errors caught."""
-    outcome = Outcome()
+    got = Outcome()
     try:
         response = await pool.request(
             "GET", path, retries=retries, preload_content=read == "preload"
         )
         async with response:
-            outcome.status = response.status
+            got.status = response.status
             assert 200 <= response.status <= 999, response.status
             assert isinstance(response.headers, HTTPHeaderDict)
             if read == "preload":
-                outcome.data = response.data
+                got.data = response.data
             elif read == "read-all":
-                outcome.data = await response.read()
+                got.data = await response.read()
             elif read == "partial":
-                outcome.data = await response.read(amt)
-                assert len(outcome.data) <= amt
+                got.data = await response.read(amt)
+                assert len(got.data) <= amt
             else:
-                outcome.data = await _read_in_pieces(response, read, amt, outcome)
+                got.data = await _read_in_pieces(response, read, amt, got)
     except HTTPError as exc:
-        outcome.error = exc
-    return outcome
+        got.error = exc
+    return got
 
 
 async def _read_in_pieces(
-    response: HTTPResponse, read: Read, amt: int, outcome: Outcome
+    response: HTTPResponse, read: Read, amt: int, got: Outcome
 ) -> bytes:
     parts: list[bytes] = []
     if read == "stream":
         async for piece in response.stream(amt):
             assert 0 < len(piece) <= amt, (len(piece), amt)
             parts.append(piece)
-            outcome.pieces.append(len(piece))
+            got.pieces.append(len(piece))
     else:
         while piece := await response.read(amt):
             assert len(piece) <= amt, (len(piece), amt)
             parts.append(piece)
-            outcome.pieces.append(len(piece))
+            got.pieces.append(len(piece))
     return b"".join(parts)
 
 
@@ -339,14 +340,20 @@ def run_in_pool(
     then check that the pool recovers."""
     EXAMPLES_RUN[kind] += 1
 
+    async def in_pool(servers: trio.Nursery) -> T:
+        async with ScriptedPool(servers, script) as pool:
+            with trio.fail_after(EXAMPLE_DEADLINE):
+                result = await body(pool)
+                await assert_pool_recovers(pool)
+        return result
+
     async def main() -> T:
         async with trio.open_nursery() as servers:
-            async with ScriptedPool(servers, script) as pool:
-                with trio.fail_after(EXAMPLE_DEADLINE):
-                    result = await body(pool)
-                    await assert_pool_recovers(pool)
+            # Captured so that a failure is reported as itself, not wrapped
+            # in the servers' nursery's ExceptionGroup.
+            result = await outcome.acapture(in_pool, servers)
             servers.cancel_scope.cancel()
-        return result
+        return result.unwrap()
 
     with watchdog():
         return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
