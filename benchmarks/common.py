@@ -116,6 +116,8 @@ class Outcome:
         elapsed: seconds the timed phase took.
         body_bytes: response body bytes received in the timed phase.
         rss_delta_mib: peak RSS during the timed phase minus RSS at its start.
+        cpu: CPU seconds (user + system, all threads) the client process used
+            in the timed phase.
         detail: the error, or why the scenario is not available.
     """
 
@@ -124,6 +126,7 @@ class Outcome:
     elapsed: float = 0.0
     body_bytes: int = 0
     rss_delta_mib: float = 0.0
+    cpu: float = 0.0
     detail: str = ""
 
     @property
@@ -132,11 +135,17 @@ class Outcome:
 
     def rate(self, download: bool) -> float:
         """req/s, or MiB/s of body for a download."""
-        if not self.ok:
+        return self._per(self.elapsed, download)
+
+    def cpu_rate(self, download: bool) -> float:
+        """Requests (or MiB) per CPU-second of the client: what it would do
+        alone on a core, much less disturbed by other load on the machine."""
+        return self._per(self.cpu, download)
+
+    def _per(self, seconds: float, download: bool) -> float:
+        if not self.ok or seconds <= 0:
             return 0.0
-        if download:
-            return self.body_bytes / MIB / self.elapsed
-        return self.done / self.elapsed
+        return (self.body_bytes / MIB if download else self.done) / seconds
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

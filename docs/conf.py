@@ -6,6 +6,8 @@ markdown so that they read well on GitHub too.
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio_pool
 
 project = "trio_pool"
@@ -34,12 +36,27 @@ napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 # Type hints name private modules and third-party classes; their targets are
 # not in these docs, and no network is used for intersphinx.
 nitpicky = False
 
 html_theme = "furo"
 html_title = f"trio_pool {release}"
+
+
+def _public_bases(
+    app: Any, name: str, obj: object, options: object, bases: list[Any]
+) -> None:
+    """Name base classes by their public names (``trio_pool.HTTPError``)."""
+    for i, base in enumerate(bases):
+        public = getattr(base, "__name__", "")
+        if getattr(trio_pool, public, None) is base:
+            bases[i] = f":py:class:`trio_pool.{public}`"
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-process-bases", _public_bases)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import enum
 import math
+import select
 from collections.abc import Callable
 
 import trio
@@ -64,7 +65,16 @@ class Connection:
         pool: the owning pool, named in error messages.
     """
 
-    __slots__ = ("_handoff", "_wake", "_watch_scope", "http", "idle_deadline", "state")
+    __slots__ = (
+        "_handoff",
+        "_lends",
+        "_socket",
+        "_wake",
+        "_watch_scope",
+        "http",
+        "idle_deadline",
+        "state",
+    )
 
     def __init__(self, stream: trio.abc.Stream, pool: object = None) -> None:
         self.http = HTTP11Connection(stream, pool)
@@ -73,6 +83,10 @@ class Connection:
         self._wake = trio.Event()
         self._watch_scope: trio.CancelScope | None = None
         self._handoff: trio.Event | None = None
+        # Counts checkouts, so the task can tell "taken" from "expired".
+        self._lends = 0
+        # A plain TCP stream is watched with wait_readable on its socket.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
 
     def __repr__(self) -> str:
         return f"<Connection {self.state.value} at {id(self):#x}>"
@@ -100,7 +114,17 @@ class Connection:
         connection is discarded.
         """
         self.state = ConnState.ACTIVE
+        self._lends += 1
         scope = self._watch_scope
+        if self._socket is not None:
+            # Cancelling wait_readable unregisters it synchronously, so the
+            # stream is ours at once; a peek tells whether it is still open.
+            if scope is not None:
+                scope.cancel()
+            if _readable_now(self._socket):
+                self.discard()
+                return False
+            return True
         if scope is None:
             # The task was woken but has not started watching: no hand-off.
             return True
@@ -141,19 +165,42 @@ class Connection:
 
     async def _watch(self) -> str | None:
         """Watch an idle connection; None when a request took it."""
+        lends = self._lends
         with trio.CancelScope(deadline=self.idle_deadline) as scope:
             self._watch_scope = scope
             try:
-                data = await self.http.stream.receive_some(1)
+                if self._socket is not None:
+                    await trio.lowlevel.wait_readable(self._socket)
+                    data = b"?"  # readable while idle: closed, or stray bytes
+                else:
+                    data = await self.http.stream.receive_some(1)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                return "connection error while idle"
+                data = b"!"
             finally:
                 self._watch_scope = None
-            return "unexpected data while idle" if data else "closed by the server"
         if self._handoff is not None:
             handoff, self._handoff = self._handoff, None
             handoff.set()
             return None
         if self.state is ConnState.CLOSED:
             return "discarded"
+        if self._lends != lends:
+            return None  # taken (and maybe already given back) meanwhile
+        if not scope.cancelled_caught:
+            return _IDLE_EVENTS.get(bytes(data), "unexpected data while idle")
         return "keep-alive expired"
+
+
+_IDLE_EVENTS = {
+    b"": "closed by the server",
+    b"?": "closed by the server (or stray bytes) while idle",
+    b"!": "connection error while idle",
+}
+
+
+def _readable_now(sock: trio.socket.SocketType) -> bool:
+    """True if the socket has bytes or EOF waiting: an idle connection that
+    is readable has been closed by the server, or got stray bytes."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))

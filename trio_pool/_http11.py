@@ -205,10 +205,17 @@ class HTTP11Connection:
     def is_reusable(self) -> bool:
         """True if the last exchange completed cleanly and may be followed.
 
+        Bytes the server sent after the end of the response (already read
+        from the socket, so invisible to the idle watch) make the connection
+        unusable: they would be taken for the next request's response.
         Also resets h11 for the next exchange when it returns True.
         """
-        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
-            self._h11.start_next_cycle()
+        conn = self._h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            leftover, closed = conn.trailing_data
+            if leftover or closed:
+                return False
+            conn.start_next_cycle()
             return True
         return False
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import trio
 
 from ._decoders import ContentDecoder, get_decoder
-from ._exceptions import DecodeError, HTTPError
+from ._exceptions import DecodeError, HTTPError, ProtocolError
 from ._headers import HTTPHeaderDict
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class HTTPResponse:
         self._decoder_made = False
         self._flushed = False
         self._closed = False
+        self._failed = False
         self._returned_any = False
         self._expected = self._expected_length()
 
@@ -221,6 +222,7 @@ class HTTPResponse:
         try:
             data = await lease.http.receive_data()
         except BaseException:
+            self._failed = True
             self._give_back(reuse=False)
             raise
         if data:
@@ -253,6 +255,7 @@ class HTTPResponse:
         try:
             result: bytes = fn(*args)
         except DecodeError:
+            self._failed = True
             self._give_back(reuse=False)
             raise
         return result
@@ -279,6 +282,12 @@ class HTTPResponse:
     def _check_open(self) -> None:
         if self._closed:
             raise HTTPError("The response is closed; its body can no longer be read")
+        if self._failed:
+            # Returning b"" here would make a cut-off body look complete.
+            raise ProtocolError(
+                "An earlier read of this response failed or was cancelled; "
+                "the rest of the body is lost"
+            )
 
     async def release_conn(self) -> None:
         """Give the connection back to the pool now.

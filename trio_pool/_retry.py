@@ -253,7 +253,10 @@ class Retry:
         """
         seconds: float
         if _DELAY_SECONDS.fullmatch(retry_after):
-            seconds = int(retry_after)
+            # Anything longer than retry_after_max is capped anyway; a huge
+            # digit string must not reach int() (which limits digit counts).
+            digits = retry_after.strip().lstrip("0") or "0"
+            seconds = int(digits) if len(digits) <= 12 else self.retry_after_max
         else:
             seconds = _parse_http_date(retry_after) - _now()
         return min(max(seconds, 0), self.retry_after_max)

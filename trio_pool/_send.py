@@ -21,6 +21,7 @@ import trio
 from ._body import RequestBody
 from ._exceptions import (
     HostChangedError,
+    LocationParseError,
     MaxRetryError,
     ProtocolError,
     ProxyError,
@@ -127,7 +128,7 @@ async def urlopen(
                 response.retries = retries
                 return response
             await response.drain_conn()
-            new_url = urljoin(pool._absolute(url), str(location))
+            new_url = _join(pool._absolute(url), str(location))
             method, body, headers = _redirected_request(
                 response.status, method, body, headers, url, new_url, retries
             )
@@ -196,6 +197,20 @@ def _redirected_request(
             if name.lower() in strip:
                 del headers[name]
     return method, body, headers
+
+
+def _join(base: str, location: str) -> str:
+    """The absolute URL a redirect points at.
+
+    Raises:
+        LocationParseError: the Location header cannot be parsed.
+    """
+    try:
+        joined = urljoin(base, location)
+        parse_url(joined)
+    except ValueError as exc:
+        raise LocationParseError(location) from exc
+    return joined
 
 
 def _origin(url: str) -> tuple[str | None, str | None, int | None]:

@@ -623,7 +623,7 @@ _RETRIES: st.SearchStrategy[Retry | bool] = st.sampled_from(
 # -- the fuzz tests -----------------------------------------------------------------
 
 
-@fuzz_settings(examples=250)
+@fuzz_settings(examples=100)
 @given(
     spec=specs(),
     after=st.sampled_from(["close", "keep"]),
@@ -649,7 +649,7 @@ def test_valid_responses_are_read_exactly(
     assert outcome.data == expected
 
 
-@fuzz_settings(examples=700)
+@fuzz_settings(examples=220)
 @given(
     spec=specs(for_mutation=True),
     mutations=st.lists(_MUTATIONS, min_size=1, max_size=3),
@@ -726,7 +726,7 @@ def lying_framings(draw: st.DrawFn) -> bytes:
     return head + b"\r\n" + bytes(chunks) + last
 
 
-@fuzz_settings(examples=350)
+@fuzz_settings(examples=160)
 @given(
     payload=lying_framings(),
     after=_AFTERS,
@@ -754,7 +754,7 @@ _PREFIXES = [
 ]
 
 
-@fuzz_settings(examples=250)
+@fuzz_settings(examples=100)
 @given(
     prefix=st.sampled_from(_PREFIXES),
     noise=st.binary(max_size=200),
@@ -799,16 +799,17 @@ def test_truncation_at_every_offset(name: str, after: After) -> None:
             pool.script.payload = full[:offset]
             outcome = await fetch(pool, "preload")
             where = f"cut at {offset}/{len(full)}: {outcome.describe()}"
-            if offset == len(full):
+            if after == "stall" and (offset < len(full) or name == "close-delimited"):
+                # A close-delimited body only ends when the connection does.
+                assert isinstance(outcome.error, ReadTimeoutError), where
+            elif offset == len(full):
                 assert outcome.data == spec.expected, where
-            elif name == "close-delimited" and offset >= head_end and after == "close":
+            elif name == "close-delimited" and offset >= head_end:
                 assert outcome.data == spec.expected[: offset - head_end], where
-            elif after == "close":
+            else:
                 assert isinstance(outcome.error, ProtocolError), where
                 if offset > head_end and name == "length":
                     assert isinstance(outcome.error, IncompleteRead), where
-            else:
-                assert isinstance(outcome.error, ReadTimeoutError), where
             await assert_pool_recovers(pool)
 
     run_in_pool("truncation-runs", Script(b"", after), every_offset)
@@ -879,7 +880,10 @@ def _reference_one(label: str, body: bytes) -> bytes:
     parts, rest = [], body
     while rest:
         if int.from_bytes(rest[:4], "little") & ~0xF == 0x184D2A50:
-            rest = rest[8 + int.from_bytes(rest[4:8], "little") :]
+            end = 8 + int.from_bytes(rest[4:8], "little")
+            if len(rest) < end:
+                raise ValueError("skippable frame cut short")
+            rest = rest[end:]
             continue
         frame = zstandard.ZstdDecompressor().decompressobj()
         parts.append(frame.decompress(rest))
@@ -899,10 +903,10 @@ def reference_decode(labels: str, body: bytes) -> bytes | None:
     return body
 
 
-_PLAIN = _BODY | st.just(b"") | st.binary(min_size=2000, max_size=6000)
+_PLAIN = _BODY | st.just(b"") | st.binary(min_size=1000, max_size=4000)
 
 
-@fuzz_settings(examples=300)
+@fuzz_settings(examples=120)
 @given(
     codec=st.sampled_from(sorted(_CODECS)),
     plain=_PLAIN,
@@ -929,28 +933,34 @@ def test_mutated_compressed_bodies(
     label, encode = _CODECS[codec]
     body = mutate(encode(plain), mutations) if mutations else encode(plain)
     spec = Spec(
-        coding=None,
         headers=((b"Content-Encoding", label.encode()),),
         body=body,
         framing="chunked" if chunked else "length",
         chunk_cuts=tuple(chunk_cuts),
     )
+    # Small pieces, but not so many that one example takes long.
+    floor = len(plain) // 200 + 1
+    modes: list[tuple[Read, int]] = [
+        ("preload", 0),
+        ("stream", max(amt, floor)),
+        ("read-amt", max(amt2, floor)),
+    ]
 
     async def every_read_mode(pool: ScriptedPool) -> list[Outcome]:
         outcomes = []
-        for read, n in (("preload", 0), ("stream", amt), ("read-amt", amt2)):
-            outcomes.append(await fetch(pool, read, n))  # type: ignore[arg-type]
-            await assert_pool_recovers(pool)
+        for read, n in modes:
+            outcomes.append(await fetch(pool, read, n))
+            await trio.testing.wait_all_tasks_blocked()
+            assert_settled(pool)
         return outcomes
 
     outcomes = run_in_pool("compressed", Script(spec.render(), "keep"), every_read_mode)
-    for outcome in outcomes:
-        if outcome.error is not None:
-            assert isinstance(outcome.error, (DecodeError, ProtocolError)), (
-                outcome.describe()
-            )
+    for got in outcomes:
+        if got.error is not None:
+            assert isinstance(got.error, (DecodeError, ProtocolError)), got.describe()
     preload, *others = outcomes
     for other in others:
+        # Reading in pieces must not change the answer.
         assert (other.failed, other.data) == (preload.failed, preload.data), (
             preload.describe(),
             other.describe(),
@@ -959,6 +969,7 @@ def test_mutated_compressed_bodies(
         assert preload.data == plain, preload.describe()
     reference = reference_decode(label, body)
     if reference is not None:
+        # What the strict one-shot decoders accept, we decode the same way.
         assert preload.data == reference, preload.describe()
 
 
@@ -1036,7 +1047,7 @@ def test_reading_again_after_a_failed_read_raises(payload: bytes) -> None:
 
 
 @example(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
-@fuzz_settings(examples=60)
+@fuzz_settings(examples=30)
 @given(payload=st.sampled_from(list(_PREFIXES)).map(lambda p: p + b"abc"))
 def test_head_requests_never_read_a_body(payload: bytes) -> None:
     """HEAD: whatever the headers say, no body is read, and any bytes the
