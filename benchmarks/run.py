@@ -185,6 +185,8 @@ def _write_docs(text: str) -> None:
         print(f"{DOCS} has no {DOCS_START} ... {DOCS_END} markers; not updated")
         return
     body = text.split("\n", 2)[2]  # the report minus its title
+    # The page has its own "## Results" heading: nest the report's under it.
+    body = re.sub(r"^## ", "### ", body, flags=re.MULTILINE)
     DOCS.write_text(docs[: start + len(DOCS_START)] + "\n" + body + docs[end:])
 
 

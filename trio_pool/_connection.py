@@ -173,7 +173,7 @@ class Connection:
                     await trio.lowlevel.wait_readable(self._socket)
                     data = b"?"  # readable while idle: closed, or stray bytes
                 else:
-                    data = await self.http.stream.receive_some(1)
+                    data = bytes(await self.http.stream.receive_some(1))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 data = b"!"
             finally:
@@ -187,7 +187,7 @@ class Connection:
         if self._lends != lends:
             return None  # taken (and maybe already given back) meanwhile
         if not scope.cancelled_caught:
-            return _IDLE_EVENTS.get(bytes(data), "unexpected data while idle")
+            return _IDLE_EVENTS.get(data, "unexpected data while idle")
         return "keep-alive expired"
 
 

@@ -139,20 +139,25 @@ async def test_control_characters_in_default_headers_are_rejected(
 
 
 @pytest.mark.parametrize("bad", BAD_CHARS)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://exa{bad}mple.test/echo",
+        "http://{host}{bad}:{port}/echo",
+        "http://{bad}{host}:{port}/echo",
+        "http://{host}:{port}{bad}X-Injected: 1/echo",
+    ],
+)
 async def test_control_characters_in_the_host_are_rejected(
-    server: Server, bad: str
+    server: Server, bad: str, url: str
 ) -> None:
-    """A URL whose authority holds CR/LF/NUL is never connected to."""
-    urls = [
-        f"http://exa{bad}mple.test/echo",
-        f"http://{server.host}{bad}/echo",
-        f"http://{server.host}:{server.port}{bad}X-Injected: 1/echo",
-    ]
+    """A URL whose authority holds CR/LF/NUL anywhere is refused before any
+    connection is opened, not cleaned up and sent."""
+    url = url.format(bad=bad, host=server.host, port=server.port)
     with trio.fail_after(10):
-        async with PoolManager() as http:
-            for url in urls:
-                with pytest.raises((InvalidHeader, LocationParseError)):
-                    await http.request("GET", url)
+        async with PoolManager(retries=False) as http:
+            with pytest.raises((InvalidHeader, LocationParseError)):
+                await http.request("GET", url)
     assert_untouched(server)
 
 
@@ -327,13 +332,16 @@ async def test_small_reads_of_a_bomb_stay_within_amt(
                 for _ in range(500):
                     piece = await response.read(amt)
                     assert len(piece) == amt  # never more, and no short reads
-            assert len(await response.read(10 * MIB)) == 10 * MIB
-            assert peak() < 10 * MIB + MEMORY_CEILING, f"{peak() / MIB:.1f} MiB"
+            big = 10 * MIB
+            assert len(await response.read(big)) == big
+            # Proportional to what was asked for (the buffer and the copies
+            # made to return it), not to what the bomb holds.
+            assert peak() < 4 * big, f"{peak() / MIB:.1f} MiB"
         await response.release_conn()
     assert_pool_exact(pool)
 
 
-# -- credentials and redirects ----------------------------------------------------------
+# -- credentials and redirects ------------------------------------------------------
 
 
 def echoed_headers(response: HTTPResponse) -> dict[str, str]:
@@ -401,11 +409,11 @@ async def test_manager_default_credentials_do_not_follow_either(
     assert_no_credentials(echoed_headers(response))
 
 
-@pytest.mark.parametrize("target", ["/echo", "echo", "{url}/echo"])
+@pytest.mark.parametrize("target", ["/echo", "//{host}:{port}/echo", "{url}/echo"])
 async def test_credentials_follow_a_same_host_redirect_in_a_manager(
     server: Server, target: str
 ) -> None:
-    target = target.format(url=server.url)
+    target = target.format(url=server.url, host=server.host, port=server.port)
     with trio.fail_after(10):
         async with PoolManager() as http:
             response = await http.request(
