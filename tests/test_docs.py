@@ -89,10 +89,9 @@ def iter_blocks(text: str, page: str) -> Iterator[Block]:
         start = i
         body: list[str] = []
         i += 1
+        # A closing fence: the same character, at least as many times.
         while i < len(lines) and not (
-            lines[i].strip().startswith(fence)
-            and set(lines[i].strip()) == {fence[0]}
-            and len(lines[i].strip()) >= len(fence)
+            set(lines[i].strip()) == {fence[0]} and len(lines[i].strip()) >= len(fence)
         ):
             body.append(lines[i])
             i += 1
@@ -113,7 +112,8 @@ def python_blocks() -> list[Block]:
     found: list[Block] = []
     for path in sorted(DOCS.glob("*.md")):
         for block in iter_blocks(path.read_text("utf-8"), path.name):
-            if block.info.split()[:1] and block.info.split()[0] in PYTHON_FENCES:
+            words = block.info.split()
+            if words and words[0] in PYTHON_FENCES:
                 found.append(block)
     return found
 
@@ -132,7 +132,7 @@ def compile_block(block: Block) -> Any:
 
 
 def kind_of(block: Block) -> str:
-    """ "program", "snippet", "norun" or "same-as"."""
+    """The block's kind: program, snippet, norun or same-as."""
     if block.marker is not None:
         return block.marker
     return "program" if "trio.run(" in block.code else "snippet"

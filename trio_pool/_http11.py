@@ -82,10 +82,13 @@ class HTTP11Connection:
         If cancelled, the request may have been partly sent; the connection
         is then not reusable.
         """
-        await self._send_event(request)
         if body is None:
-            await self._send_event(h11.EndOfMessage())
+            # Head and end of message in one write.
+            with translate_errors("send", pool=self.pool, url=self.url):
+                data = self._h11.send(request) or b""
+                await self._send(data + (self._h11.send(h11.EndOfMessage()) or b""))
             return None
+        await self._send_event(request)
         try:
             async for chunk in body:
                 if chunk:

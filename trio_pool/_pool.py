@@ -27,6 +27,8 @@ A connection whose exchange did not finish cleanly is never reused.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -179,6 +181,11 @@ class HTTPConnectionPool:
         self._forward = _forward
         self._trace = trace
         self._origin = f"{self.scheme}://{self._host_header()}"
+        self._default_wire_headers = (
+            (b"Host", self._host_header().encode("idna")),
+            (b"Accept-Encoding", b"identity"),
+            (b"User-Agent", DEFAULT_USER_AGENT.encode()),
+        )
         self._limiter = trio.CapacityLimiter(maxsize)
         self._idle: dict[Connection, None] = {}
         self._conns: set[Connection] = set()
@@ -279,6 +286,20 @@ class HTTPConnectionPool:
         except trio.WouldBlock:
             lease.tokened = False
         return lease
+
+    async def _checkout(self, pool_timeout: float | None) -> _Lease:
+        """A lease, waiting at most ``pool_timeout`` for a token.
+
+        Raises:
+            EmptyPoolError: no token was freed in time (``block=True``).
+        """
+        if not self.block or pool_timeout is None:
+            return await self._acquire()
+        with trio.move_on_after(pool_timeout):
+            return await self._acquire()
+        raise EmptyPoolError(
+            self, "Pool is full and no connection was freed within pool_timeout"
+        )
 
     async def _connect(self, lease: _Lease, limits: Timeout) -> None:
         """Give the lease a connection: an idle one if possible, else a new one."""
@@ -388,14 +409,8 @@ class HTTPConnectionPool:
     ) -> HTTPResponse:
         """Checkout, one exchange, and (if asked) the body, within ``total``."""
         request = self._h11_request(method, url, headers, body, opts.chunked)
-        wait = math.inf if opts.pool_timeout is None else opts.pool_timeout
         started = trio.current_time() if self._trace else 0.0
-        with trio.move_on_after(wait) as waiting:
-            lease = await self._acquire()
-        if waiting.cancelled_caught:
-            raise EmptyPoolError(
-                self, "Pool is full and no connection was freed within pool_timeout"
-            )
+        lease = await self._checkout(opts.pool_timeout)
         if self._trace:
             self._emit("checkout", started, tokened=lease.tokened)
         response: HTTPResponse | None = None
@@ -464,6 +479,9 @@ class HTTPConnectionPool:
     # -- request preparation --------------------------------------------------
 
     def _request_target(self, url: str) -> bytes:
+        if not self._forward and _PLAIN_TARGET.fullmatch(url) and "/." not in url:
+            # Already in normal form: nothing parse_url would change.
+            return url.encode("ascii")
         # parse_url percent-encodes anything that may not go on the wire.
         parsed = parse_url(url)
         if self._forward:
@@ -499,31 +517,37 @@ class HTTPConnectionPool:
     def _wire_headers(
         self, method: str, url: str, headers: Any, body: RequestBody, chunked: bool
     ) -> list[tuple[bytes, bytes]]:
-        merged = HTTPHeaderDict(headers if headers is not None else self.headers)
-        if self._forward:
-            assert isinstance(self._proxy, HTTPProxyConfig)
-            merged.setdefault("Host", parse_url(url).netloc or "")
-            for name, value in self._proxy.headers:
-                merged.setdefault(name, value)
-        merged.setdefault("Host", self._host_header())
-        merged.setdefault("Accept-Encoding", "identity")
-        merged.setdefault("User-Agent", DEFAULT_USER_AGENT)
-        if "Content-Length" not in merged and "Transfer-Encoding" not in merged:
-            if body.is_empty:
-                if method.upper() in _BODY_METHODS:
-                    merged["Content-Length"] = "0"
-            elif chunked or body.length is None:
-                merged["Transfer-Encoding"] = "chunked"
-            else:
-                merged["Content-Length"] = str(body.length)
+        """The request's header lines: the caller's (or the pool's), then the
+        defaults the caller did not set, then body framing."""
+        source = headers if headers is not None else self.headers
         try:
-            return [
-                (k.encode("ascii"), v.encode("latin-1")) for k, v in merged.iteritems()
+            wire = [
+                (k.encode("ascii"), v.encode("latin-1")) for k, v in _header_items(source)
             ]
         except UnicodeEncodeError as exc:
             raise InvalidHeader(
                 f"Header names must be ASCII and values Latin-1: {exc}"
             ) from exc
+        present = {name.lower() for name, _ in wire}
+        extra: list[tuple[bytes, bytes]] = []
+        if self._forward:
+            assert isinstance(self._proxy, HTTPProxyConfig)
+            extra.append((b"host", (parse_url(url).netloc or "").encode("ascii")))
+            extra += [(k.encode(), v.encode("latin-1")) for k, v in self._proxy.headers]
+        extra += self._default_wire_headers
+        for name, value in extra:
+            if name.lower() not in present:
+                wire.append((name, value))
+                present.add(name.lower())
+        if b"content-length" not in present and b"transfer-encoding" not in present:
+            if body.is_empty:
+                if method.upper() in _BODY_METHODS:
+                    wire.append((b"Content-Length", b"0"))
+            elif chunked or body.length is None:
+                wire.append((b"Transfer-Encoding", b"chunked"))
+            else:
+                wire.append((b"Content-Length", str(body.length).encode()))
+        return wire
 
     def _absolute(self, url: str) -> str:
         if url.startswith("/"):
@@ -629,6 +653,18 @@ class HTTPConnectionPool:
             method, url, fields, headers, json, body, urlopen_kw, self.headers
         )
         return await self.urlopen(method, url, body=body, headers=headers, **urlopen_kw)
+
+
+#: Origin-form targets that parse_url would leave exactly as they are.
+_PLAIN_TARGET = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
+
+
+def _header_items(headers: Any) -> Iterable[tuple[str, str]]:
+    if isinstance(headers, HTTPHeaderDict):
+        return headers.iteritems()
+    if isinstance(headers, Mapping):
+        return headers.items()
+    return headers  # type: ignore[no-any-return]
 
 
 def _normalize_host(host: str) -> str:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json as _json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode, urljoin
 
 import trio
@@ -62,9 +61,8 @@ _BODY_HEADERS = frozenset(
 Router = Callable[[str], "HTTPConnectionPool"]
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Everything ``urlopen`` was asked besides method and URL."""
+class Options(NamedTuple):
+    """Everything ``urlopen`` was asked besides method and URL (immutable)."""
 
     body: Any = None
     headers: Any = None

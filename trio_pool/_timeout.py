@@ -105,11 +105,31 @@ class Timeout:
             return self.total
         return min(part, self.total)
 
-    def total_scope(self) -> trio.CancelScope:
-        """A cancel scope that ends the attempt when ``total`` runs out."""
+    def total_scope(self) -> trio.CancelScope | _NoScope:
+        """A cancel scope that ends the attempt when ``total`` runs out.
+
+        Without a ``total`` this is a stand-in that costs nothing and never
+        reports ``cancelled_caught``.
+        """
         if self.total is None:
-            return trio.CancelScope()
+            return _NO_SCOPE
         return trio.CancelScope(deadline=trio.current_time() + self.total)
+
+
+class _NoScope:
+    """A do-nothing ``with`` block shaped like a cancel scope."""
+
+    __slots__ = ()
+    cancelled_caught = False
+
+    def __enter__(self) -> _NoScope:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_SCOPE: Final = _NoScope()
 
 
 #: The pools' default: no limits, as urllib3.
