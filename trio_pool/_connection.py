@@ -13,22 +13,32 @@ A connection is in one of three states:
 ``ACTIVE``
     leased to a request/response. The task sleeps on ``_wake``.
 ``IDLE``
-    in the pool's idle set. The task sits in ``receive_some`` on the stream,
-    inside a cancel scope whose deadline is the keep-alive expiry. If the
-    server closes the connection, sends stray bytes, or the deadline passes,
-    the task drops the connection from the pool and closes it — so a dead
-    connection is found before a request is written to it.
+    in the pool's idle set. The task watches the connection inside a cancel
+    scope whose deadline is the keep-alive expiry. If the server closes the
+    connection, sends stray bytes, or the deadline passes, the task drops the
+    connection from the pool and closes it — so a dead connection is found
+    before a request is written to it.
 ``CLOSED``
     finished; the task has closed (or is closing) the stream.
 
-Checking out an idle connection (:meth:`Connection.take`) must get the task
-out of ``receive_some`` before the request uses the stream. If the task has
-not started watching yet, the checkout is synchronous. Otherwise the checkout
-cancels the watch scope and waits for the task to confirm the hand-off: the
-task may instead report that the server closed the connection at that very
-moment, and the pool then tries another connection. Cancelling a receive
-on a trio ``SocketStream`` or an ``SSLStream`` past its handshake loses no
-data, so a handed-off connection is intact.
+How the task watches depends on the stream:
+
+* A plain TCP ``SocketStream`` is watched with ``trio.lowlevel.wait_readable``
+  on its socket. Cancelling that wait unregisters it synchronously, so a
+  checkout (:meth:`Connection.take`) just cancels the watch scope and owns
+  the stream at once; a zero-timeout poll then tells whether the socket
+  became readable (closed or stray bytes) in the meantime.
+* Any other stream (TLS, memory streams in tests) is watched with
+  ``receive_some``: TLS 1.3 session tickets and other non-data records are
+  consumed there without counting as data. A checkout cancels the watch scope
+  and waits for the task to confirm the hand-off, because the task may
+  instead report that the server closed the connection at that very moment
+  (the pool then tries another connection). Cancelling a receive on an
+  ``SSLStream`` past its handshake loses no data, so a handed-off connection
+  is intact.
+
+A checkout counter (``_lends``) lets the task tell "a request took the
+connection (and maybe already gave it back)" from "the keep-alive expired".
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ async def test_redirect_limits(pool: HTTPConnectionPool) -> None:
     assert response.status == 302
     assert response.retries is not None and len(response.retries.history) == 3
     for kw in ({"redirect": False}, {"retries": False}):
-        response = await pool.request("GET", "/redirect/302?to=/echo", **kw)  # type: ignore[arg-type]
+        response = await pool.request("GET", "/redirect/302?to=/echo", **kw)
         assert response.status == 302
         assert response.get_redirect_location() == "/echo"
     assert_pool_exact(pool)

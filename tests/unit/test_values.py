@@ -65,6 +65,7 @@ async def test_total_scope_deadline() -> None:
     assert not unlimited.cancelled_caught
     now = trio.current_time()
     scope = Timeout(total=5).total_scope()
+    assert isinstance(scope, trio.CancelScope)
     assert scope.deadline == pytest.approx(now + 5, abs=0.1)
 
 
