@@ -224,6 +224,9 @@ def _zlib_used(obj: Any, chunk: bytes) -> int:
     return len(chunk) - len(left)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 class _GzipDecoder(_StreamDecoder):
     """``gzip``: one or more members, as ``gzip -c a b`` writes them."""
 
@@ -233,7 +236,6 @@ class _GzipDecoder(_StreamDecoder):
     def __init__(self) -> None:
         super().__init__()
         self._member: Any = zlib.decompressobj(self._WBITS)  # None: between members
-        self._first = True
         self._ignoring = False
 
     def _step(self, chunk: bytes, room: int) -> tuple[bytes, int]:
@@ -242,23 +244,24 @@ class _GzipDecoder(_StreamDecoder):
         if self._member is None:
             # Tools pad gzip files with zero bytes; skip them like gzip(1).
             padding = len(chunk) - len(chunk.lstrip(b"\0"))
-            if padding or not chunk:
+            if padding or len(chunk) < 2:
                 return b"", padding
+            if chunk[:2] != _GZIP_MAGIC:
+                # Not another member: trailing junk after a complete member is
+                # ignored (as urllib3 and browsers do). Deciding by the magic
+                # bytes, not by where zlib fails, keeps the answer the same
+                # however the body is sliced and however much is read at once.
+                self._ignoring = True
+                return b"", len(chunk)
             self._member = zlib.decompressobj(self._WBITS)
         member = self._member
         try:
             out = member.decompress(chunk, max(room, 0))
         except zlib.error as exc:
-            if self._first:
-                raise self._error(exc) from exc
-            # After a complete member, junk is ignored (urllib3 and browsers
-            # accept it), so a server's stray trailer does not fail the body.
-            self._ignoring = True
-            return b"", len(chunk)
+            raise self._error(exc) from exc
         used = _zlib_used(member, chunk)
         if member.eof:
             self._member = None
-            self._first = False
         return out, used
 
     def _finish(self) -> None:

@@ -522,7 +522,8 @@ class HTTPConnectionPool:
         source = headers if headers is not None else self.headers
         try:
             wire = [
-                (k.encode("ascii"), v.encode("latin-1")) for k, v in _header_items(source)
+                (k.encode("ascii"), v.encode("latin-1"))
+                for k, v in _header_items(source)
             ]
         except UnicodeEncodeError as exc:
             raise InvalidHeader(

@@ -105,6 +105,7 @@ def report_examples_run(request: pytest.FixtureRequest) -> Iterator[None]:
     detail = ", ".join(f"{name}={n}" for name, n in sorted(EXAMPLES_RUN.items()))
     line = f"fuzz examples run: {total} ({detail})"
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None:
         reporter.write_line(line)
     else:  # pragma: no cover - pytest without its terminal
