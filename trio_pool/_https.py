@@ -175,6 +175,12 @@ class HTTPSConnectionPool(HTTPConnectionPool):
         tcp = await super()._open_transport()
         return await start_tls(tcp, self._tls, self._tls_hostname)
 
+    def _connection_facts(self, stream: trio.abc.Stream) -> dict[str, Any]:
+        """The ``connect`` trace event's detail: TLS version and ALPN."""
+        if not isinstance(stream, trio.SSLStream):
+            return {}
+        return {"tls": stream.version(), "alpn": stream.selected_alpn_protocol()}
+
 
 def _checked_hostname(context: ssl.SSLContext, host: str) -> str:
     """The SNI name for ``host``, refused now if ``ssl`` would refuse it later."""

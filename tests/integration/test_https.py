@@ -32,6 +32,7 @@ from trio_pool import (
     ProtocolError,
     SSLError,
     Timeout,
+    TraceEvent,
     connection_from_url,
 )
 from trio_pool.testing import Server, open_server
@@ -154,6 +155,18 @@ async def test_https_request_and_reuse(server: Server, ca_file: str) -> None:
         stats = assert_pool_exact(pool)
         assert (stats.created, stats.reused, stats.dropped) == (1, 1, 0)
     assert server.connections_opened == 1
+
+
+async def test_trace_reports_tls_version_and_alpn(server: Server, ca_file: str) -> None:
+    events: list[TraceEvent] = []
+    async with HTTPSConnectionPool(
+        "localhost", server.port, ca_certs=ca_file, trace=events.append
+    ) as pool:
+        await get_ok(pool)
+    (connect,) = [e for e in events if e.name == "connect"]
+    assert connect.origin == f"https://localhost:{server.port}"
+    assert str(connect.detail["tls"]).startswith("TLSv1.")
+    assert connect.detail["alpn"] in ("http/1.1", None)
 
 
 async def test_connection_from_url_gives_https_pool(

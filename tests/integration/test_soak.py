@@ -90,13 +90,21 @@ REPORT: list[str] = []
 def report_soak(request: pytest.FixtureRequest) -> Iterator[None]:
     """Print what the soaks measured, once the module is done."""
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    for line in REPORT:
-        if reporter is not None:
+    if REPORT:
+        write_to_terminal(request.config, REPORT)
+
+
+def write_to_terminal(config: pytest.Config, lines: list[str]) -> None:
+    """Write past pytest's output capture, so the lines show in any mode."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:  # pragma: no cover - plugins off
+        print(*lines, sep="\n")
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        for line in lines:
             reporter.write_line(line)
-        else:  # pragma: no cover - pytest without its terminal
-            print(line)
 
 
 def open_fds() -> int:

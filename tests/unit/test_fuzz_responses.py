@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import os
 import re
 import signal
@@ -103,13 +104,20 @@ def report_examples_run(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     total = sum(EXAMPLES_RUN.values())
     detail = ", ".join(f"{name}={n}" for name, n in sorted(EXAMPLES_RUN.items()))
-    line = f"fuzz examples run: {total} ({detail})"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:  # pragma: no cover - pytest without its terminal
-        print(line)
+    write_to_terminal(request.config, [f"fuzz examples run: {total} ({detail})"])
+
+
+def write_to_terminal(config: pytest.Config, lines: list[str]) -> None:
+    """Write past pytest's output capture, so the lines show in any mode."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:  # pragma: no cover - plugins off
+        print(*lines, sep="\n")
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line)
 
 
 # -- the scripted server ---------------------------------------------------------
@@ -138,7 +146,7 @@ class Script:
     def pieces(self) -> list[bytes]:
         bounds = [0, *sorted({c for c in self.cuts if 0 < c < len(self.payload)})]
         bounds.append(len(self.payload))
-        return [self.payload[a:b] for a, b in zip(bounds, bounds[1:])]
+        return [self.payload[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 async def _next_request(stream: trio.abc.Stream, conn: h11.Connection) -> bytes | None:
@@ -442,7 +450,7 @@ class Spec:
             return bytes(out + wire)
         bounds = [0, *sorted({c for c in self.chunk_cuts if 0 < c < len(wire)})]
         bounds.append(len(wire))
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             if b > a:
                 out += b"%x%s\r\n%s\r\n" % (b - a, self.chunk_ext, wire[a:b])
         out += b"0\r\n"
@@ -816,7 +824,7 @@ def test_truncation_at_every_offset(name: str, after: After) -> None:
     run_in_pool("truncation-runs", Script(b"", after), every_offset)
 
 
-# -- compressed bodies ------------------------------------------------------------------
+# -- compressed bodies --------------------------------------------------------------
 
 
 def _gzip_members(data: bytes) -> bytes:
@@ -974,7 +982,7 @@ def test_mutated_compressed_bodies(
         assert preload.data == reference, preload.describe()
 
 
-# -- regressions: specific inputs the fuzzing found or is meant to find ---------------------
+# -- regressions: inputs the fuzzing found, kept as plain tests ---------------------
 
 _SECOND_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"
 
@@ -1036,11 +1044,14 @@ def test_reading_again_after_a_failed_read_raises(payload: bytes) -> None:
     """HTTPResponse.read's contract: after a failed read, "reading again
     raises" — not b"" (which would make a truncated body look complete)."""
 
+    async def read_to_the_end(response: HTTPResponse) -> None:
+        while await response.read(2):
+            pass
+
     async def read_twice(pool: ScriptedPool) -> None:
         response = await pool.request("GET", "/fuzz", preload_content=False)
         with pytest.raises(HTTPError):
-            while await response.read(2):
-                pass
+            await read_to_the_end(response)
         with pytest.raises(HTTPError):
             await response.read()
 
