@@ -97,11 +97,12 @@ class PoolStatistics:
 class _Lease:
     """One checkout: a connection, and whether it holds a limiter token."""
 
-    __slots__ = ("conn", "pool", "released", "tokened")
+    __slots__ = ("conn", "global_token", "pool", "released", "tokened")
 
     def __init__(self, pool: HTTPConnectionPool, tokened: bool) -> None:
         self.pool = pool
         self.tokened = tokened
+        self.global_token = False
         self.conn: Connection | None = None
         self.released = False
 
@@ -157,6 +158,7 @@ class HTTPConnectionPool:
         trace: TraceCallback | None = None,
         _proxy: HTTPProxyConfig | SOCKSProxyConfig | None = None,
         _forward: bool = False,
+        _global_limiter: trio.CapacityLimiter | None = None,
         **conn_kw: Any,
     ) -> None:
         if not host:
@@ -179,6 +181,7 @@ class HTTPConnectionPool:
         # *is* the pool to an HTTP proxy and writes absolute-form targets.
         self._proxy = _proxy
         self._forward = _forward
+        self._global_limiter = _global_limiter
         self._trace = trace
         self._origin = f"{self.scheme}://{self._host_header()}"
         self._default_wire_headers = (
@@ -280,11 +283,21 @@ class HTTPConnectionPool:
         lease = _Lease(self, tokened=True)
         if self.block:
             await self._limiter.acquire_on_behalf_of(lease)
-            return lease
-        try:
-            self._limiter.acquire_on_behalf_of_nowait(lease)
-        except trio.WouldBlock:
-            lease.tokened = False
+        else:
+            try:
+                self._limiter.acquire_on_behalf_of_nowait(lease)
+            except trio.WouldBlock:
+                lease.tokened = False
+        if self._global_limiter is not None:
+            # A manager-wide limit: taken after this pool's token, so a task
+            # waiting here holds only its own host's token, and every global
+            # token belongs to a request that is making progress (no cycle).
+            try:
+                await self._global_limiter.acquire_on_behalf_of(lease)
+            except BaseException:
+                self._release(lease, reuse=False)
+                raise
+            lease.global_token = True
         return lease
 
     async def _checkout(self, pool_timeout: float | None) -> _Lease:
@@ -382,6 +395,9 @@ class HTTPConnectionPool:
                 conn.discard()
         if lease.tokened:
             self._limiter.release_on_behalf_of(lease)
+        if lease.global_token:
+            assert self._global_limiter is not None
+            self._global_limiter.release_on_behalf_of(lease)
         if self._trace:
             self._emit(
                 "release", trio.current_time(), reuse=reuse and conn in self._idle

@@ -143,15 +143,31 @@ class PoolManager:
             is retired past that.
         headers: default headers for every request (replaced wholesale by a
             request's own ``headers=``).
+        max_connections: a limit on connections in use (leased to a request
+            or a streaming response) across all hosts; requests over it wait,
+            first come first served, after taking their own pool's token (so
+            a saturated host never blocks the others). Idle connections do
+            not count. None: no global limit.
         **connection_pool_kw: passed to each pool (``maxsize``, ``block``,
             ``timeout``, ``retries``, TLS options, ...).
     """
 
     def __init__(
-        self, num_pools: int = 10, headers: Any = None, **connection_pool_kw: Any
+        self,
+        num_pools: int = 10,
+        headers: Any = None,
+        *,
+        max_connections: int | None = None,
+        **connection_pool_kw: Any,
     ) -> None:
         if num_pools < 1:
             raise ValueError("num_pools must be at least 1")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 (or None)")
+        self.max_connections = max_connections
+        self._global_limiter = (
+            None if max_connections is None else trio.CapacityLimiter(max_connections)
+        )
         self.num_pools = num_pools
         self.headers = HTTPHeaderDict(headers) if headers else HTTPHeaderDict()
         self.connection_pool_kw = connection_pool_kw
@@ -237,7 +253,20 @@ class PoolManager:
         return pool
 
     def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
-        return _make_pool(key, dict(self.connection_pool_kw))
+        return self._make_pool(key, dict(self.connection_pool_kw))
+
+    def _make_pool(
+        self, key: PoolKey, kw: dict[str, Any], **private: Any
+    ) -> HTTPConnectionPool:
+        """A pool for ``key``, sharing the manager's global limit."""
+        private["_global_limiter"] = self._global_limiter
+        if key.scheme == "https":
+            from ._https import HTTPSConnectionPool
+
+            return HTTPSConnectionPool(key.host, key.port, **kw, **private)
+        for name in _TLS_OPTIONS:
+            kw.pop(name, None)
+        return HTTPConnectionPool(key.host, key.port, **kw, **private)
 
     # -- requests --------------------------------------------------------------
 
@@ -418,8 +447,8 @@ class ProxyManager(PoolManager):
             # TLS options given for targets do not apply to the proxy.
             kw = {k: v for k, v in kw.items() if k not in _TLS_OPTIONS}
             kw.update(self._proxy_tls)
-            return _make_pool(key, kw, _proxy=self._config, _forward=True)
-        return _make_pool(key, kw, _proxy=self._config)
+            return self._make_pool(key, kw, _proxy=self._config, _forward=True)
+        return self._make_pool(key, kw, _proxy=self._config)
 
 
 async def _tls_to_proxy(
@@ -427,16 +456,6 @@ async def _tls_to_proxy(
 ) -> trio.abc.Stream:
     result: trio.abc.Stream = await start_tls(stream, tls, hostname)
     return result
-
-
-def _make_pool(key: PoolKey, kw: dict[str, Any], **private: Any) -> HTTPConnectionPool:
-    if key.scheme == "https":
-        from ._https import HTTPSConnectionPool
-
-        return HTTPSConnectionPool(key.host, key.port, **kw, **private)
-    for name in _TLS_OPTIONS:
-        kw.pop(name, None)
-    return HTTPConnectionPool(key.host, key.port, **kw, **private)
 
 
 def proxy_from_url(url: str, **kw: Any) -> ProxyManager:
@@ -475,4 +494,4 @@ class SOCKSProxyManager(PoolManager):
         self._config = SOCKSProxyConfig(proxy._replace(auth=None), username, password)
 
     def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
-        return _make_pool(key, dict(self.connection_pool_kw), _proxy=self._config)
+        return self._make_pool(key, dict(self.connection_pool_kw), _proxy=self._config)

@@ -107,3 +107,67 @@ async def test_one_shot_request(server: Server) -> None:
         "GET", server.url + "/bytes/9", preload_content=False
     )
     assert response.data == pattern(9)
+
+
+async def test_global_limit_under_contention_from_many_hosts(
+    server: Server, other: Server
+) -> None:
+    async with (
+        open_server() as third,
+        PoolManager(max_connections=2, maxsize=3) as http,
+    ):
+        servers = [server, other, third]
+        in_use_seen: list[int] = []
+        order: list[int] = []
+
+        async def fetch(i: int) -> None:
+            url = f"{servers[i % 3].url}/fault/drip?n=3&delay=0.01"
+            response = await http.request("GET", url, preload_content=False)
+            in_use_seen.append(http.statistics().in_use)
+            order.append(i)
+            await response.read()
+
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(fetch, i)
+                await trio.testing.wait_all_tasks_blocked()
+        assert len(order) == 12
+        assert max(in_use_seen) <= 2
+        stats = http.statistics()
+        assert (stats.pools, stats.in_use, stats.waiting) == (3, 0, 0)
+
+
+async def test_saturated_host_does_not_block_others(
+    server: Server, other: Server
+) -> None:
+    async with PoolManager(max_connections=3, maxsize=1, block=True) as http:
+        held = await http.request(
+            "GET", server.url + "/bytes/10", preload_content=False
+        )
+        async with trio.open_nursery() as nursery:
+            # Two more requests queue on the saturated host's own limiter...
+            for _ in range(2):
+                nursery.start_soon(http.request, "GET", server.url + "/bytes/10")
+            await trio.testing.wait_all_tasks_blocked()
+            # ...and hold no global token, so another host still gets through.
+            with trio.fail_after(2):
+                response = await http.request("GET", other.url + "/bytes/5")
+            assert response.data == pattern(5)
+            await held.read()
+        assert http.statistics().in_use == 0
+
+
+async def test_cancelled_while_waiting_for_a_global_token(
+    server: Server, other: Server
+) -> None:
+    async with PoolManager(max_connections=1, maxsize=2) as http:
+        held = await http.request(
+            "GET", server.url + "/bytes/10", preload_content=False
+        )
+        with trio.move_on_after(0.1) as scope:
+            await http.request("GET", other.url + "/bytes/10")
+        assert scope.cancelled_caught
+        waited = http.connection_from_url(other.url).statistics()
+        assert (waited.tokens_free, waited.in_use, waited.created) == (2, 0, 0)
+        await held.read()
+        assert (await http.request("GET", other.url + "/bytes/3")).data == pattern(3)
