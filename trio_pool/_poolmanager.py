@@ -210,6 +210,15 @@ class PoolManager:
             dropped=sum(s.dropped for s in per_pool),
         )
 
+    async def aclose(self) -> None:
+        """Close every pool; later requests raise ``ClosedPoolError``.
+
+        Leaving the ``async with`` block does this too.
+        """
+        self.clear()
+        self._closed = True
+        await trio.lowlevel.checkpoint()
+
     def clear(self) -> None:
         """Close every pool (and so every connection) the manager holds."""
         pools, self.pools = self.pools, {}
