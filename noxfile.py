@@ -71,3 +71,25 @@ def docs(session: nox.Session) -> None:
         "docs/_build/html",
         *session.posargs,
     )
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The soak tests at scale: 50,000 requests from 500 concurrent tasks.
+
+    ``TRIO_POOL_SOAK_REQUESTS`` and ``TRIO_POOL_SOAK_TASKS`` in the environment
+    override those sizes; posargs go to pytest. Takes a few minutes.
+    """
+    import os
+
+    session.install("-e", ".[test]")
+    env = {
+        name: os.environ.get(name) or default
+        for name, default in (
+            ("TRIO_POOL_SOAK_REQUESTS", "50000"),
+            ("TRIO_POOL_SOAK_TASKS", "500"),
+        )
+    }
+    session.run(
+        "pytest", "tests/integration/test_soak.py", "-v", *session.posargs, env=env
+    )

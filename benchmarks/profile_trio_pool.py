@@ -1,8 +1,9 @@
 """Where trio_pool spends its time: ``python -m benchmarks.profile_trio_pool``.
 
 Runs trio_pool alone (no meter, no subprocess) against the benchmark server
-under pyinstrument, for the sequential keep-alive and the 200-task scenarios,
-and prints for each: the rate reached while profiled, the share of time per
+under pyinstrument, after a warm-up, for the sequential keep-alive and the
+200-task scenarios (and sequential HTTPS, once ``HTTPSConnectionPool``
+exists), and prints for each: the rate reached while profiled, the share of time per
 library, the functions with the most self time, and trio_pool's own functions
 by inclusive time. ``--out DIR`` also writes pyinstrument's call trees there.
 Also reachable as ``nox -s bench -- --profile``.
@@ -15,6 +16,7 @@ import collections
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import trio
 from pyinstrument import Profiler
@@ -58,9 +60,7 @@ def _name(frame: Frame) -> str:
     return f"{frame.function} ({path}:{frame.line_no})"
 
 
-async def _sequential(
-    pool: trio_pool.HTTPConnectionPool, path: str, until: float
-) -> int:
+async def _sequential(pool: Any, path: str, until: float) -> int:
     done = 0
     while trio.current_time() < until:
         r = await pool.request("GET", path)
@@ -69,25 +69,40 @@ async def _sequential(
     return done
 
 
-async def _load(info: servers.ServerInfo, tasks: int, seconds: float) -> int:
-    counts: list[int] = []
-    async with trio_pool.HTTPConnectionPool(
+def _pool(info: servers.ServerInfo, tasks: int, tls: bool) -> Any:
+    if tls:
+        return trio_pool.HTTPSConnectionPool(
+            info.host, info.https_port, maxsize=tasks, block=True, ca_certs=info.ca_file
+        )
+    return trio_pool.HTTPConnectionPool(
         info.host, info.http_port, maxsize=tasks, block=True
-    ) as pool:
+    )
+
+
+async def _load(
+    info: servers.ServerInfo, tasks: int, tls: bool, seconds: float, profiler: Profiler
+) -> tuple[int, float]:
+    """Requests made while profiled, and how long that took."""
+    counts: list[int] = []
+    async with _pool(info, tasks, tls) as pool:
 
         async def one(until: float) -> None:
             counts.append(await _sequential(pool, info.small_path, until))
 
-        # Warm up: open every connection before profiling.
+        # Warm up (open every connection) before profiling.
         async with trio.open_nursery() as nursery:
             for _ in range(tasks):
                 nursery.start_soon(one, trio.current_time() + 0.2)
         counts.clear()
+        profiler.start()
+        began = time.perf_counter()
         until = trio.current_time() + seconds
         async with trio.open_nursery() as nursery:
             for _ in range(tasks):
                 nursery.start_soon(one, until)
-    return sum(counts)
+        elapsed = time.perf_counter() - began
+        profiler.stop()
+    return sum(counts), elapsed
 
 
 def _largest(times: dict[str, float], n: int | None = None) -> list[tuple[str, float]]:
@@ -95,15 +110,11 @@ def _largest(times: dict[str, float], n: int | None = None) -> list[tuple[str, f
 
 
 def profile(
-    info: servers.ServerInfo, tasks: int, seconds: float, top: int
+    info: servers.ServerInfo, tasks: int, tls: bool, seconds: float, top: int
 ) -> tuple[str, str]:
     """Profile ``tasks`` tasks for ``seconds``: (summary, pyinstrument's tree)."""
     profiler = Profiler(interval=0.001, async_mode="disabled")
-    profiler.start()
-    began = time.perf_counter()
-    done = trio.run(_load, info, tasks, seconds)
-    elapsed = time.perf_counter() - began
-    profiler.stop()
+    done, elapsed = trio.run(_load, info, tasks, tls, seconds, profiler)
     session = profiler.last_session
     root = session.root_frame() if session is not None else None
     assert root is not None
@@ -121,8 +132,8 @@ def profile(
             inclusive[_name(frame)] += frame.time
 
     lines = [
-        f"### {tasks} task(s): {done / elapsed:,.0f} req/s while profiled"
-        f" ({done} requests, {elapsed:.1f} s incl. warm-up)",
+        f"### {'HTTPS' if tls else 'HTTP'}, {tasks} task(s):"
+        f" {done / elapsed:,.0f} req/s while profiled ({done} requests)",
         "",
         "Self time by library: "
         + ", ".join(f"{g} {t / total:.0%}" for g, t in _largest(by_group)),
@@ -144,13 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     with servers.open_server(args.server, servers.SMALL_LEN) as info:
         print(f"server: {info.name}\n")
-        for tasks in (1, 200):
-            summary, tree = profile(info, tasks, args.seconds, args.top)
+        runs = [(1, False), (200, False)]
+        if hasattr(trio_pool, "HTTPSConnectionPool"):
+            runs.append((1, True))
+        for tasks, tls in runs:
+            summary, tree = profile(info, tasks, tls, args.seconds, args.top)
             print(summary, end="\n\n", flush=True)
             if args.out is not None:
                 args.out.mkdir(parents=True, exist_ok=True)
-                path = args.out / f"profile-{tasks}-tasks.txt"
-                path.write_text(summary + "\n\n" + tree)
+                name = f"profile-{'https' if tls else 'http'}-{tasks}-tasks.txt"
+                (args.out / name).write_text(summary + "\n\n" + tree)
 
 
 if __name__ == "__main__":

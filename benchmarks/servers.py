@@ -66,7 +66,8 @@ def find_nginx() -> str | None:
 
 def nginx_version(binary: str) -> str:
     done = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
-    return (done.stderr or done.stdout).strip().removeprefix("nginx version: ")
+    text = (done.stderr or done.stdout).strip()
+    return text.removeprefix("nginx version: ").removeprefix("nginx/")
 
 
 @contextlib.contextmanager
