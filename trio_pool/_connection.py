@@ -78,8 +78,9 @@ class Connection:
     __slots__ = (
         "_handoff",
         "_lends",
+        "_park",
         "_socket",
-        "_wake",
+        "_watch_from",
         "_watch_scope",
         "http",
         "idle_deadline",
@@ -90,7 +91,11 @@ class Connection:
         self.http = HTTP11Connection(stream, pool)
         self.state = ConnState.ACTIVE
         self.idle_deadline = math.inf
-        self._wake = trio.Event()
+        # While the task is parked: the scope it sleeps in. Its deadline is
+        # when to start watching (inf while ACTIVE); moving the deadline is
+        # synchronous and costs no task switch.
+        self._park: trio.CancelScope | None = None
+        self._watch_from = math.inf
         self._watch_scope: trio.CancelScope | None = None
         self._handoff: trio.Event | None = None
         # Counts checkouts, so the task can tell "taken" from "expired".
@@ -104,17 +109,25 @@ class Connection:
     # -- called by the pool (synchronous: safe in finally blocks) ----------
 
     def make_idle(self, deadline: float) -> None:
-        """Hand the connection back to its task to watch until ``deadline``."""
+        """Hand the connection back to its task to watch until ``deadline``.
+
+        A plain TCP connection is only watched once it has been idle for
+        ``WATCH_GRACE`` seconds: until then a checkout's poll finds a dead
+        one just as well, and a busy connection never wakes its task.
+        """
         self.state = ConnState.IDLE
         self.idle_deadline = deadline
-        self._wake.set()
+        now = trio.current_time()
+        self._watch_from = now + WATCH_GRACE if self._socket is not None else now
+        if self._park is not None:
+            self._park.deadline = self._watch_from
 
     def discard(self) -> None:
         """Have the task close the connection; it will never be used again."""
         self.state = ConnState.CLOSED
-        self._wake.set()
-        if self._watch_scope is not None:
-            self._watch_scope.cancel()
+        for scope in (self._park, self._watch_scope):
+            if scope is not None:
+                scope.cancel()
 
     async def take(self) -> bool:
         """Take an idle connection out of its task's watch, for a request.
@@ -125,10 +138,13 @@ class Connection:
         """
         self.state = ConnState.ACTIVE
         self._lends += 1
+        self._watch_from = math.inf
+        if self._park is not None:
+            self._park.deadline = math.inf
         scope = self._watch_scope
         if self._socket is not None:
             # Cancelling wait_readable unregisters it synchronously, so the
-            # stream is ours at once; a peek tells whether it is still open.
+            # stream is ours at once; a poll tells whether it is still open.
             if scope is not None:
                 scope.cancel()
             if _readable_now(self._socket):
@@ -136,7 +152,8 @@ class Connection:
                 return False
             return True
         if scope is None:
-            # The task was woken but has not started watching: no hand-off.
+            # The task has not started watching: nothing to hand over.
+            await trio.lowlevel.checkpoint()
             return True
         self._handoff = handoff = trio.Event()
         scope.cancel()
@@ -158,20 +175,31 @@ class Connection:
         reason = "discarded"
         try:
             while self.state is not ConnState.CLOSED:
-                if self.state is ConnState.IDLE:
+                if (
+                    self.state is ConnState.IDLE
+                    and trio.current_time() >= self._watch_from
+                ):
                     dropped = await self._watch()
                     if dropped is not None:
                         reason = dropped
                         self.state = ConnState.CLOSED
                 else:
-                    await self._wake.wait()
-                    self._wake = trio.Event()
+                    await self._sleep_until(self._watch_from)
         finally:
             self.state = ConnState.CLOSED
             if self._handoff is not None:
                 self._handoff.set()
             on_closed(self, reason)
             await trio.aclose_forcefully(self.http.stream)
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Park until ``deadline``, which make_idle/take/discard may move."""
+        with trio.CancelScope(deadline=deadline) as park:
+            self._park = park
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._park = None
 
     async def _watch(self) -> str | None:
         """Watch an idle connection; None when a request took it."""
@@ -200,6 +228,9 @@ class Connection:
             return _IDLE_EVENTS.get(data, "unexpected data while idle")
         return "keep-alive expired"
 
+
+#: Seconds a plain TCP connection sits idle before its task starts watching.
+WATCH_GRACE = 0.25
 
 _IDLE_EVENTS = {
     b"": "closed by the server",

@@ -69,7 +69,11 @@ class HTTP11Connection:
     # -- sending ---------------------------------------------------------
 
     async def send_request(
-        self, request: h11.Request, body: AsyncIterable[bytes] | None
+        self,
+        request: h11.Request,
+        body: AsyncIterable[bytes] | None,
+        *,
+        watch_for_answer: bool = False,
     ) -> h11.Response | None:
         """Send a request head (already validated by h11) and body.
 
@@ -78,6 +82,10 @@ class HTTP11Connection:
         response", e.g. 413 before reading a large upload), that response
         head is returned instead of an error; the connection will not be
         reused.
+
+        With ``watch_for_answer`` (for large uploads) the response head is
+        awaited while the body is sent, so a server that answers and stops
+        reading is noticed at once rather than after a write timeout.
 
         If cancelled, the request may have been partly sent; the connection
         is then not reusable.
@@ -89,16 +97,67 @@ class HTTP11Connection:
                 await self._send(data + (self._h11.send(h11.EndOfMessage()) or b""))
             return None
         await self._send_event(request)
+        if watch_for_answer:
+            return await self._send_body_watching(body)
+        return await self._send_body(body)
+
+    async def _send_chunks(self, body: AsyncIterable[bytes]) -> None:
+        async for chunk in body:
+            if chunk:
+                await self._send_event(h11.Data(data=chunk))
+        await self._send_event(h11.EndOfMessage())
+
+    async def _send_body(self, body: AsyncIterable[bytes]) -> h11.Response | None:
+        """Send the body; after a broken send, look for an early answer."""
         try:
-            async for chunk in body:
-                if chunk:
-                    await self._send_event(h11.Data(data=chunk))
-            await self._send_event(h11.EndOfMessage())
+            await self._send_chunks(body)
         except ProtocolError:
             early = await self._early_response()
             if early is None:
                 raise
             return early
+        return None
+
+    async def _send_body_watching(
+        self, body: AsyncIterable[bytes]
+    ) -> h11.Response | None:
+        """Send a large body while watching for an early response.
+
+        A server may answer (413, 401, ...) and stop reading long before a big
+        upload is through; waiting for the upload would end in a write
+        timeout or a reset. So a second task waits for the response head
+        meanwhile. If it comes first, the upload stops and that response is
+        returned (the connection is then not reusable: h11 never saw the end
+        of the request). If the upload finishes first, the watch is cancelled
+        — a receive cancelled in trio loses no bytes, and whatever h11
+        already buffered stays buffered for ``receive_response``.
+        """
+        early: h11.Response | None = None
+        failure: Exception | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                nonlocal early
+                try:
+                    early = await self.receive_response()
+                except (ProtocolError, ReadTimeoutError):
+                    return  # the upload side will see the same trouble
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            try:
+                await self._send_chunks(body)
+            except Exception as exc:  # re-raised after the nursery, unwrapped
+                failure = exc
+            # A broken upload: the watch goes on, to find an answer the server
+            # sent before breaking off (it ends at EOF or a read timeout).
+            # Otherwise the watch is no longer needed.
+            if not isinstance(failure, ProtocolError):
+                nursery.cancel_scope.cancel()
+        if early is not None:
+            return early
+        if failure is not None:
+            raise failure
         return None
 
     async def _send_event(self, event: Any) -> None:

@@ -67,6 +67,8 @@ __all__ = ["HTTPConnectionPool", "PoolStatistics", "connection_from_url"]
 
 DEFAULT_USER_AGENT: Final = f"python-trio-pool/{__version__}"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Bodies up to this size are sent without watching for an early answer.
+_SMALL_BODY = 64 * 1024
 _KNOWN_CONN_KW = frozenset({"source_address", "happy_eyeballs_delay"})
 
 
@@ -468,7 +470,11 @@ class HTTPConnectionPool:
         http.url = url
         http.read_timeout = limits.read_timeout
         started = trio.current_time() if self._trace else 0.0
-        head = await http.send_request(request, body.chunks())
+        head = await http.send_request(
+            request,
+            body.chunks(),
+            watch_for_answer=body.length is None or body.length > _SMALL_BODY,
+        )
         if self._trace:
             self._emit("request", started, method=request.method.decode(), url=url)
             started = trio.current_time()
