@@ -119,8 +119,11 @@ class Connection:
         self.idle_deadline = deadline
         now = trio.current_time()
         self._watch_from = now + WATCH_GRACE if self._socket is not None else now
-        if self._park is not None:
-            self._park.deadline = self._watch_from
+        park = self._park
+        # Only ever move the wake-up earlier: on a busy connection the task
+        # wakes at most once per grace period, finds it in use, and parks again.
+        if park is not None and park.deadline > self._watch_from:
+            park.deadline = self._watch_from
 
     def discard(self) -> None:
         """Have the task close the connection; it will never be used again."""
@@ -139,8 +142,6 @@ class Connection:
         self.state = ConnState.ACTIVE
         self._lends += 1
         self._watch_from = math.inf
-        if self._park is not None:
-            self._park.deadline = math.inf
         scope = self._watch_scope
         if self._socket is not None:
             # Cancelling wait_readable unregisters it synchronously, so the

@@ -105,6 +105,20 @@ class HTTPHeaderDict(MutableMapping[str, str]):
         if kwargs:
             self.extend(kwargs)
 
+    @classmethod
+    def _from_wire(cls, raw: Iterable[tuple[bytes, bytes]]) -> HTTPHeaderDict:
+        """From a response's raw header lines (already validated by h11).
+
+        The response hot path: one dict operation per line, no type checks.
+        """
+        headers = cls.__new__(cls)
+        container: dict[str, list[str]] = {}
+        for raw_key, raw_val in raw:
+            key = raw_key.decode("latin-1")
+            container.setdefault(key.lower(), [key]).append(raw_val.decode("latin-1"))
+        headers._container = container
+        return headers
+
     # -- the MutableMapping core ---------------------------------------------
 
     def __setitem__(self, key: str, val: str) -> None:

@@ -486,12 +486,7 @@ class HTTPConnectionPool:
             status=head.status_code,
             reason=head.reason.decode("latin-1"),
             version=11 if head.http_version == b"1.1" else 10,
-            headers=HTTPHeaderDict(
-                [
-                    (k.decode("latin-1"), v.decode("latin-1"))
-                    for k, v in head.headers.raw_items()
-                ]
-            ),
+            headers=HTTPHeaderDict._from_wire(head.headers.raw_items()),
             lease=lease,
             request_method=request.method.decode("ascii"),
             request_url=self._absolute(url),
