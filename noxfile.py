@@ -37,7 +37,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Loopback benchmarks against nginx (or the bundled server).
 
-    ``nox -s bench`` is the full run (~10 min), ``nox -s bench -- --quick`` a
+    ``nox -s bench`` is the full run (6-8 min), ``nox -s bench -- --quick`` a
     one-minute smoke run, ``nox -s bench -- --profile`` profiles trio_pool.
     Other arguments go to ``python -m benchmarks.run``.
     """

@@ -34,6 +34,8 @@ __all__ = ["MAX_HEADER_BYTES", "HTTP11Connection"]
 #: http.client limit of 100 headers of 64 KiB would allow at most.
 MAX_HEADER_BYTES = 64 * 1024
 _RECEIVE_SIZE = 64 * 1024
+#: How much of an early answer's body is read ahead before the upload stops.
+_PREFETCH_LIMIT = 1024 * 1024
 
 
 class HTTP11Connection:
@@ -49,6 +51,7 @@ class HTTP11Connection:
         "_body_read",
         "_expected",
         "_h11",
+        "_prefetched",
         "pool",
         "read_timeout",
         "stream",
@@ -65,6 +68,8 @@ class HTTP11Connection:
         )
         self._expected: int | None = None
         self._body_read = 0
+        # Body pieces of an early answer, read while the upload was stopped.
+        self._prefetched: list[bytes] | None = None
 
     # -- sending ---------------------------------------------------------
 
@@ -132,16 +137,23 @@ class HTTP11Connection:
         — a receive cancelled in trio loses no bytes, and whatever h11
         already buffered stays buffered for ``receive_response``.
         """
-        early: h11.Response | None = None
+        head: h11.Response | None = None
+        stopped = False
         failure: Exception | None = None
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
-                nonlocal early
+                nonlocal head, stopped
                 try:
-                    early = await self.receive_response()
+                    head = await self.receive_response()
+                    if not _stops_upload(head):
+                        return  # e.g. a 200 while the server reads on
+                    # Cancelling a send breaks a TLS stream for reading too,
+                    # so the answer's body is fetched before the upload stops.
+                    await self._prefetch_body()
                 except (ProtocolError, ReadTimeoutError):
                     return  # the upload side will see the same trouble
+                stopped = True
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch)
@@ -151,14 +163,27 @@ class HTTP11Connection:
                 failure = exc
             # A broken upload: the watch goes on, to find an answer the server
             # sent before breaking off (it ends at EOF or a read timeout).
-            # Otherwise the watch is no longer needed.
-            if not isinstance(failure, ProtocolError):
+            # A finished one: the head, if not already here, is read later.
+            if head is None and not isinstance(failure, ProtocolError):
                 nursery.cancel_scope.cancel()
-        if early is not None:
-            return early
+        if head is not None and (stopped or failure is None or _stops_upload(head)):
+            return head
         if failure is not None:
             raise failure
         return None
+
+    async def _prefetch_body(self) -> None:
+        """Read an early answer's body (up to a cap) ahead of its reader."""
+        chunks: list[bytes] = []
+        try:
+            while sum(map(len, chunks)) < _PREFETCH_LIMIT:
+                data = await self.receive_data()
+                chunks.append(data)
+                if not data:
+                    return
+        finally:
+            # Served by receive_data from now on (b"" marks the end).
+            self._prefetched = chunks
 
     async def _send_event(self, event: Any) -> None:
         with translate_errors("send", pool=self.pool, url=self.url):
@@ -209,6 +234,8 @@ class HTTP11Connection:
 
     async def receive_data(self) -> bytes:
         """The next piece of the response body; ``b""`` at its end."""
+        if self._prefetched:
+            return self._prefetched.pop(0)
         event = await self._next_event()
         if isinstance(event, h11.Data):
             self._body_read += len(event.data)
@@ -280,6 +307,18 @@ class HTTP11Connection:
             conn.start_next_cycle()
             return True
         return False
+
+
+def _stops_upload(head: h11.Response) -> bool:
+    """Whether an answer that arrives mid-upload ends the upload: an error
+    status, or a server that says it will close. Any other (a 100-continue
+    aside, a 2xx sent while the server reads on) lets the upload finish."""
+    if head.status_code >= 400:
+        return True
+    return any(
+        name == b"connection" and b"close" in value.lower()
+        for name, value in head.headers
+    )
 
 
 def _content_length(response: h11.Response) -> int | None:

@@ -128,7 +128,13 @@ async def urlopen(
             await response.drain_conn()
             new_url = _join(pool._absolute(url), str(location))
             method, body, headers = _redirected_request(
-                response.status, method, body, headers, url, new_url, retries
+                response.status,
+                method,
+                body,
+                headers,
+                pool._absolute(url),
+                new_url,
+                retries,
             )
             if route is not None:
                 pool = route(new_url)

@@ -42,7 +42,8 @@ _SCHEME_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+-]*:")
 # that the host of "http://evil.example\@good.example" is evil.example.
 _AUTHORITY_END_RE = re.compile(r"[/\\]")
 _PERCENT_RE = re.compile(r"%[0-9A-Fa-f]{2}")
-_REG_NAME_RE = re.compile(r"(?:[^\[\]%:/?#]|%[0-9A-Fa-f]{2})*")
+# No controls or spaces: a CR/LF in a host must be refused, not trimmed away.
+_REG_NAME_RE = re.compile(r"(?:[^\[\]%:/?#\x00-\x20\x7f]|%[0-9A-Fa-f]{2})*")
 _ZONE_ID_RE = re.compile(r"(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+")
 
 # Where IDNA 2003 and 2008 disagree: IDNA 2003 maps sharp s and final sigma

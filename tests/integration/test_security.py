@@ -12,37 +12,48 @@
   follow a redirect to another host, scheme or port, but do follow a same-host
   one; a custom ``Retry(remove_headers_on_redirect=...)`` is honoured.
 * Early responses: a server answering (413) before an upload finished gives the
-  caller that response, not a broken-pipe error, and the connection is not
-  reused.
+  caller that response, body and all (over TLS too), not a broken-pipe error,
+  and the connection is not reused.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import ssl
 import struct
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import brotli
+import h11
 import pytest
 import trio
 import trio.testing
+import trustme
 import zstandard
 
 from tests.integration.conftest import assert_pool_exact
 from trio_pool import (
     HTTPConnectionPool,
     HTTPResponse,
+    HTTPSConnectionPool,
     InvalidHeader,
     LocationParseError,
     PoolManager,
     Retry,
 )
-from trio_pool.testing import RawConnection, Request, Response, Server, open_server
+from trio_pool.testing import (
+    RawConnection,
+    Request,
+    Response,
+    Server,
+    open_server,
+    pattern,
+)
 
 BAD_CHARS = ["\r", "\n", "\r\n", "\x00"]
 CREDENTIALS = {
@@ -526,3 +537,57 @@ async def test_an_early_response_is_returned_and_its_connection_dropped(
         await trio.testing.wait_all_tasks_blocked()
     assert server.request_count == 2
     assert_pool_exact(pool)
+
+
+EARLY_BODY = pattern(100_000)
+
+
+async def answer_now_body_later(request: Request, conn: RawConnection) -> None:
+    """413 at once, its body a moment later; the upload is never read, so the
+    client's send is blocked when the answer arrives."""
+    headers = [("Content-Length", str(len(EARLY_BODY))), ("Connection", "close")]
+    await conn.start_response(413, headers)
+    await trio.sleep(0.2)
+    await conn.send_events(h11.Data(data=EARLY_BODY), h11.EndOfMessage())
+    await trio.sleep(30)  # holds the connection; ends with the server
+
+
+@pytest.fixture(scope="module")
+def tls_ca() -> Any:
+    return trustme.CA()
+
+
+@asynccontextmanager
+async def plain_or_tls(tls: bool, ca: Any) -> AsyncIterator[HTTPConnectionPool]:
+    """A server with the early route, and a pool to it (over TLS if asked)."""
+    context = None
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("localhost").configure_cert(context)
+    async with open_server(ssl_context=context) as server:
+        server.add_raw_route("/early-later", answer_now_body_later, read_body=False)
+        pool: HTTPConnectionPool
+        if tls:
+            pem = ca.cert_pem.bytes().decode()
+            pool = HTTPSConnectionPool("localhost", server.port, ca_cert_data=pem)
+        else:
+            pool = HTTPConnectionPool(server.host, server.port)
+        async with pool:
+            yield pool
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_an_early_answer_is_read_whole_though_the_upload_was_stopped(
+    tls: bool, tls_ca: Any
+) -> None:
+    """Stopping the upload must not cost the answer's body. (Over TLS, a
+    cancelled ``send_all`` breaks a ``trio.SSLStream`` for good, reads
+    included.)"""
+    with trio.fail_after(20):
+        async with plain_or_tls(tls, tls_ca) as pool:
+            response = await pool.request(
+                "POST", "/early-later", body=b"x" * (32 * MIB), retries=False
+            )
+            assert response.status == 413
+            assert response.data == EARLY_BODY
+            assert_pool_exact(pool)

@@ -139,6 +139,25 @@ async def answer_then_stop_reading(
     await trio.sleep_forever()
 
 
+async def never_read(
+    stream: trio.abc.Stream, conn: h11.Connection, number: int
+) -> None:
+    """Neither reads the body nor answers."""
+    await trio.sleep_forever()
+
+
+async def answer_while_reading(
+    stream: trio.abc.Stream, conn: h11.Connection, number: int
+) -> None:
+    """A full-duplex server: a 200 head at once, then the body is read, then
+    the response body (which depends on the upload) is sent."""
+    head = h11.Response(status_code=200, headers=[("Transfer-Encoding", "chunked")])
+    await stream.send_all(conn.send(head) or b"")
+    size = await drain_body(stream, conn)
+    out = [conn.send(h11.Data(data=b"got %d" % size)), conn.send(h11.EndOfMessage())]
+    await stream.send_all(b"".join(part for part in out if part))
+
+
 async def reset_first_then_ok(
     stream: trio.abc.Stream, conn: h11.Connection, number: int
 ) -> None:
@@ -205,43 +224,71 @@ async def test_answer_then_close_streamed(
             assert_settled(pool)
 
 
-async def test_answer_then_drain_completes_and_may_reuse(
+async def test_an_early_error_status_is_returned_every_time(
     servers: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
+    """The server answers 413 at once, then reads the upload anyway. Whether
+    the client finishes the upload (and may reuse the connection) or stops it
+    (allowed on an error status, closing the connection), the answer is the
+    413 and the pool stays exact."""
     with trio.fail_after(60):
         async with UploadPool(servers, answer_then_drain) as pool:
             for _ in range(3):
                 response = await pool.request("POST", "/upload", body=UPLOAD)
                 assert (response.status, response.data) == (413, b"too large")
-            await trio.testing.wait_all_tasks_blocked()
-            assert_settled(pool)
-            assert pool.opened == 1
+                await trio.testing.wait_all_tasks_blocked()
+                assert_settled(pool)
+            assert pool.statistics().created == pool.opened
 
 
 async def test_answer_then_stop_reading_is_returned(
     servers: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """The answer is there; the upload cannot proceed. The caller should get
-    the 413 (what "early-response handling" promises), not a write timeout —
+    """The answer is there; the upload cannot proceed. The caller gets the
+    413 (what "early-response handling" promises), not a write timeout —
     and, without a timeout, not a hang."""
+    for timeout in (Timeout(read=READ_TIMEOUT), None):
+        with trio.fail_after(60):
+            async with UploadPool(
+                servers, answer_then_stop_reading, lockstep_upload=True
+            ) as pool:
+                response = await pool.request(
+                    "POST", "/upload", body=UPLOAD, retries=False, timeout=timeout
+                )
+                assert (response.status, response.data) == (413, b"too large")
+                await trio.testing.wait_all_tasks_blocked()
+                assert_settled(pool)
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+async def test_a_success_head_during_the_upload_does_not_stop_it(
+    servers: trio.Nursery, autojump_clock: trio.testing.MockClock, framing: str
+) -> None:
+    """A full-duplex server answers 200 first and reads the body after. A
+    client may stop sending on an error status (RFC 2616 8.2.2, RFC 9112
+    9.3's "does not wish to receive the message body"), not on a 2xx: the
+    upload must go on, or the server waits for it while the client waits
+    for the response body."""
+    size = sum(map(len, UPLOAD))
+    headers = {"Content-Length": str(size)} if framing == "content-length" else {}
     with trio.fail_after(60):
         async with UploadPool(
-            servers, answer_then_stop_reading, lockstep_upload=True
+            servers, answer_while_reading, lockstep_upload=True
         ) as pool:
-            response = await pool.request("POST", "/upload", body=UPLOAD, retries=False)
-            assert (response.status, response.data) == (413, b"too large")
+            response = await pool.request(
+                "POST", "/upload", body=UPLOAD, headers=headers, retries=False
+            )
+            assert (response.status, response.data) == (200, b"got %d" % size)
             await trio.testing.wait_all_tasks_blocked()
             assert_settled(pool)
 
 
-async def test_cancelled_upload_after_an_early_answer_leaves_the_pool_exact(
+async def test_cancelling_a_blocked_upload_leaves_the_pool_exact(
     servers: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with UploadPool(
-        servers, answer_then_stop_reading, lockstep_upload=True, timeout=None
-    ) as pool:
+    async with UploadPool(servers, never_read, lockstep_upload=True) as pool:
         with trio.move_on_after(1) as scope:
-            await pool.request("POST", "/upload", body=UPLOAD)
+            await pool.request("POST", "/upload", body=UPLOAD, timeout=None)
         assert scope.cancelled_caught
         await trio.testing.wait_all_tasks_blocked()
         assert_settled(pool)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import math
 import os
 import re
 import signal
@@ -136,12 +137,15 @@ class Script:
             client sends until it closes), or ``keep`` serving requests on it.
         cuts: offsets at which the payload is split into separately sent
             pieces, with a pause of ``PIECE_PAUSE`` between them.
+        early: answer as soon as the request head is in, before reading the
+            body (then, if kept, read the rest of it).
         served: how many times the payload was sent.
     """
 
     payload: bytes
     after: After = "close"
     cuts: tuple[int, ...] = ()
+    early: bool = False
     served: int = 0
 
     def pieces(self) -> list[bytes]:
@@ -150,8 +154,12 @@ class Script:
         return [self.payload[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-async def _next_request(stream: trio.abc.Stream, conn: h11.Connection) -> bytes | None:
-    """The target of the next complete request; None when the client is gone."""
+async def _next_request(
+    stream: trio.abc.Stream, conn: h11.Connection, early: bool = False
+) -> bytes | None:
+    """The target of the next request, once it is complete (with ``early``,
+    a ``/fuzz`` request as soon as its head is in); None when the client is
+    gone."""
     target: bytes | None = None
     while True:
         event = conn.next_event()
@@ -159,10 +167,23 @@ async def _next_request(stream: trio.abc.Stream, conn: h11.Connection) -> bytes 
             conn.receive_data(bytes(await stream.receive_some(65536)))
         elif isinstance(event, h11.Request):
             target = bytes(event.target)
+            if early and target.startswith(b"/fuzz"):
+                return target
         elif isinstance(event, h11.EndOfMessage):
             return target
         elif not isinstance(event, h11.Data):
             return None
+
+
+async def _rest_of_body(stream: trio.abc.Stream, conn: h11.Connection) -> bool:
+    """Read the rest of the request body; False if the client went away."""
+    while conn.their_state is h11.SEND_BODY:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(bytes(await stream.receive_some(65536)))
+        elif not isinstance(event, h11.Data | h11.EndOfMessage):
+            return False
+    return True
 
 
 def _ok(conn: h11.Connection, target: bytes) -> bytes:
@@ -180,7 +201,7 @@ async def _serve(stream: trio.abc.Stream, script: Script) -> None:
     try:
         conn = h11.Connection(h11.SERVER)
         while True:
-            target = await _next_request(stream, conn)
+            target = await _next_request(stream, conn, script.early)
             if target is None:
                 return
             if not target.startswith(b"/fuzz"):
@@ -198,7 +219,10 @@ async def _serve(stream: trio.abc.Stream, script: Script) -> None:
                 while await stream.receive_some(65536):
                     pass
                 return
-            # "keep": whatever the client sends next is a new exchange.
+            # "keep": read what is left of this request (after an early
+            # answer); whatever the client sends next is a new exchange.
+            if not await _rest_of_body(stream, conn):
+                return
             conn = h11.Connection(h11.SERVER)
     except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
         return
@@ -250,23 +274,42 @@ class Outcome:
         return f"{self.status} {self.data!r}"
 
 
+_BODIES: dict[str, bytes | list[bytes]] = {
+    "POST": b"posted",
+    "PUT": [b"pu", b"t"],
+    "POST-large": b"p" * 100_000,
+    "PUT-large": [b"q" * 32_768] * 4,
+}
+
+
 async def fetch(
     pool: HTTPConnectionPool,
     read: Read = "preload",
     amt: int = 7,
     retries: Retry | bool | int | None = False,
     path: str = "/fuzz",
+    method: str = "GET",
 ) -> Outcome:
-    """One GET, its body read the way ``read`` says; trio_pool errors caught."""
+    """One request, its body read the way ``read`` says; trio_pool errors
+    caught. POST and PUT send a small body (PUT's chunked); ``POST-large``
+    and ``PUT-large`` one big enough to be watched for an early answer."""
     got = Outcome()
+    body = _BODIES.get(method)
+    method = method.removesuffix("-large")
     try:
         response = await pool.request(
-            "GET", path, retries=retries, preload_content=read == "preload"
+            method,
+            path,
+            body=body,
+            retries=retries,
+            preload_content=read == "preload",
         )
         async with response:
             got.status = response.status
             assert 200 <= response.status <= 999, response.status
             assert isinstance(response.headers, HTTPHeaderDict)
+            if method == "HEAD":
+                assert await response.read() == b""
             if read == "preload":
                 got.data = response.data
             elif read == "read-all":
@@ -346,7 +389,10 @@ def watchdog(seconds: float = WATCHDOG_SECONDS) -> Iterator[None]:
 
 
 def run_in_pool(
-    kind: str | None, script: Script, body: Callable[[ScriptedPool], Awaitable[T]]
+    kind: str | None,
+    script: Script,
+    body: Callable[[ScriptedPool], Awaitable[T]],
+    **pool_kw: object,
 ) -> T:
     """Run ``body(pool)`` in a fresh trio run on the mock clock, then check
     that the pool recovers; counted as one example of ``kind`` (if given)."""
@@ -354,7 +400,7 @@ def run_in_pool(
         EXAMPLES_RUN[kind] += 1
 
     async def in_pool(servers: trio.Nursery) -> T:
-        async with ScriptedPool(servers, script) as pool:
+        async with ScriptedPool(servers, script, **pool_kw) as pool:
             with trio.fail_after(EXAMPLE_DEADLINE):
                 result = await body(pool)
                 await assert_pool_recovers(pool)
@@ -378,11 +424,16 @@ def run_example(
     read: Read = "preload",
     amt: int = 7,
     retries: Retry | bool | int | None = False,
+    method: str = "GET",
+    cancel_after: float | None = None,
 ) -> Outcome:
-    """One fuzzed request (and the recovery check)."""
+    """One fuzzed request (and the recovery check), cancelled by the caller's
+    scope after ``cancel_after`` virtual seconds if that comes first."""
 
     async def body(pool: ScriptedPool) -> Outcome:
-        return await fetch(pool, read, amt, retries)
+        with trio.move_on_after(math.inf if cancel_after is None else cancel_after):
+            return await fetch(pool, read, amt, retries, method=method)
+        return Outcome()  # cancelled
 
     return run_in_pool(kind, script, body)
 
@@ -636,7 +687,7 @@ _RETRIES: st.SearchStrategy[Retry | bool] = st.sampled_from(
 # -- the fuzz tests -----------------------------------------------------------------
 
 
-@fuzz_settings(examples=100)
+@fuzz_settings(examples=150)
 @given(
     spec=specs(),
     after=st.sampled_from(["close", "keep"]),
@@ -662,7 +713,7 @@ def test_valid_responses_are_read_exactly(
     assert outcome.data == expected
 
 
-@fuzz_settings(examples=220)
+@fuzz_settings(examples=330)
 @given(
     spec=specs(for_mutation=True),
     mutations=st.lists(_MUTATIONS, min_size=1, max_size=3),
@@ -671,6 +722,11 @@ def test_valid_responses_are_read_exactly(
     amt=_AMTS,
     retries=_RETRIES,
     cuts=st.lists(st.integers(1, 600), max_size=2),
+    method=st.sampled_from(
+        ["GET", "GET", "HEAD", "POST", "PUT", "POST-large", "PUT-large"]
+    ),
+    early=st.booleans(),
+    cancel_after=st.none() | st.floats(0, 12),
 )
 def test_mutated_responses(
     spec: Spec,
@@ -680,11 +736,17 @@ def test_mutated_responses(
     amt: int,
     retries: Retry | bool,
     cuts: list[int],
+    method: str,
+    early: bool,
+    cancel_after: float | None,
 ) -> None:
     """Flipped, inserted, deleted bytes; numbers replaced; lines duplicated;
-    truncations: a response or an HTTPError, and a pool that still works."""
+    truncations: a response or an HTTPError, and a pool that still works;
+    also when the caller cancels part-way (in virtual time: pieces arrive
+    0.01 s apart, a stall lasts 5 s)."""
     payload = mutate(spec.render(), mutations)
-    run_example("mutated", Script(payload, after, tuple(cuts)), read, amt, retries)
+    script = Script(payload, after, tuple(cuts), early)
+    run_example("mutated", script, read, amt, retries, method, cancel_after)
 
 
 _CONTENT_LENGTHS = [*_NUMBERS[:17], b"5, 5, 5", b"5,", b",5"]
@@ -739,7 +801,7 @@ def lying_framings(draw: st.DrawFn) -> bytes:
     return head + b"\r\n" + bytes(chunks) + last
 
 
-@fuzz_settings(examples=160)
+@fuzz_settings(examples=240)
 @given(
     payload=lying_framings(),
     after=_AFTERS,
@@ -767,7 +829,7 @@ _PREFIXES = [
 ]
 
 
-@fuzz_settings(examples=100)
+@fuzz_settings(examples=150)
 @given(
     prefix=st.sampled_from(_PREFIXES),
     noise=st.binary(max_size=200),
@@ -777,6 +839,36 @@ _PREFIXES = [
 def test_arbitrary_bytes(prefix: bytes, noise: bytes, after: After, read: Read) -> None:
     """Noise, alone or after a plausible beginning."""
     run_example("noise", Script(prefix + noise, after), read, amt=5)
+
+
+@fuzz_settings(examples=100)
+@given(
+    spec=specs(for_mutation=True),
+    mutations=st.lists(_MUTATIONS, max_size=2),
+    after=_AFTERS,
+    reads=st.lists(_READS, min_size=2, max_size=4),
+    amt=_AMTS,
+    block=st.booleans(),
+)
+def test_concurrent_requests_meeting_fuzzed_responses(
+    spec: Spec,
+    mutations: list[Mutation],
+    after: After,
+    reads: list[Read],
+    amt: int,
+    block: bool,
+) -> None:
+    """Several tasks at once on a pool of two (waiting for a token, or making
+    overflow connections): whatever each one meets, the counts stay exact."""
+    payload = mutate(spec.render(), mutations)
+
+    async def together(pool: ScriptedPool) -> None:
+        async with trio.open_nursery() as nursery:
+            for read in reads:
+                nursery.start_soon(fetch, pool, read, amt, Retry(1))
+
+    script = Script(payload, after)
+    run_in_pool("concurrent", script, together, maxsize=2, block=block)
 
 
 # -- truncation at every offset --------------------------------------------------------
@@ -919,7 +1011,7 @@ def reference_decode(labels: str, body: bytes) -> bytes | None:
 _PLAIN = _BODY | st.just(b"") | st.binary(min_size=1000, max_size=4000)
 
 
-@fuzz_settings(examples=120)
+@fuzz_settings(examples=180)
 @given(
     codec=st.sampled_from(sorted(_CODECS)),
     plain=_PLAIN,
