@@ -228,41 +228,67 @@ class PoolManager:
     # -- routing ---------------------------------------------------------------
 
     def connection_from_host(
-        self, host: str | None, port: int | None = None, scheme: str | None = "http"
+        self,
+        host: str | None,
+        port: int | None = None,
+        scheme: str | None = "http",
+        pool_kwargs: Mapping[str, Any] | None = None,
     ) -> HTTPConnectionPool:
-        """The pool for an origin, created (and attached) if needed."""
+        """The pool for an origin, created (and attached) if needed.
+
+        ``pool_kwargs`` override the manager's pool options for this origin
+        (a None value removes one); different options mean a different pool.
+        """
         if not host:
             raise LocationValueError("No host specified.")
         scheme = (scheme or "http").lower()
         if scheme not in _DEFAULT_PORTS:
             raise URLSchemeUnknown(scheme)
-        key = PoolKey.make(scheme, host, port, self.connection_pool_kw)
-        return self.connection_from_pool_key(key)
+        kw = self._merge(pool_kwargs)
+        return self.connection_from_pool_key(PoolKey.make(scheme, host, port, kw), kw)
 
-    def connection_from_url(self, url: str) -> HTTPConnectionPool:
+    def _merge(self, pool_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+        kw = dict(self.connection_pool_kw)
+        for name, value in (pool_kwargs or {}).items():
+            if value is None:
+                kw.pop(name, None)
+            else:
+                kw[name] = value
+        return kw
+
+    def connection_from_url(
+        self, url: str, pool_kwargs: Mapping[str, Any] | None = None
+    ) -> HTTPConnectionPool:
         """The pool for the origin of ``url``."""
         parsed = parse_url(url)
         return self.connection_from_host(
-            parsed.host, parsed.port, parsed.scheme or "http"
+            parsed.host, parsed.port, parsed.scheme or "http", pool_kwargs
         )
 
-    def connection_from_pool_key(self, key: PoolKey) -> HTTPConnectionPool:
-        """The pool for ``key``; marks it most recently used."""
+    def connection_from_pool_key(
+        self, key: PoolKey, pool_kwargs: Mapping[str, Any] | None = None
+    ) -> HTTPConnectionPool:
+        """The pool for ``key``; marks it most recently used.
+
+        A new pool is made with ``pool_kwargs`` (the manager's options if
+        None), which must be the options ``key`` was made from.
+        """
         if self._closed or self._nursery is None:
             raise ClosedPoolError(
                 self, "PoolManager is not open: use it inside `async with`"
             )
         pool = self.pools.pop(key, None)
         if pool is None:
-            pool = self._new_pool(key)
+            kw = dict(self.connection_pool_kw if pool_kwargs is None else pool_kwargs)
+            pool = self._new_pool(key, kw)
             pool._attach(self._nursery)
             while len(self.pools) >= self.num_pools:
                 self.pools.pop(next(iter(self.pools)))._retire()
         self.pools[key] = pool
         return pool
 
-    def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
-        return self._make_pool(key, dict(self.connection_pool_kw))
+    def _new_pool(self, key: PoolKey, kw: dict[str, Any]) -> HTTPConnectionPool:
+        return self._make_pool(key, kw)
 
     def _make_pool(
         self, key: PoolKey, kw: dict[str, Any], **private: Any
@@ -432,26 +458,26 @@ class ProxyManager(PoolManager):
         return scheme == "http" or self._config.use_forwarding_for_https
 
     def connection_from_host(
-        self, host: str | None, port: int | None = None, scheme: str | None = "http"
+        self,
+        host: str | None,
+        port: int | None = None,
+        scheme: str | None = "http",
+        pool_kwargs: Mapping[str, Any] | None = None,
     ) -> HTTPConnectionPool:
         """The pool for a target: the proxy's own pool for forwarded
         targets, a tunnelling pool per origin for https ones."""
         scheme = (scheme or "http").lower()
         if scheme in _DEFAULT_PORTS and self._forwards(scheme):
             assert self.proxy.scheme is not None and self.proxy.host is not None
-            options = {
-                **self.connection_pool_kw,
-                **self._proxy_tls,
-                "_forward": self._config,
-            }
+            kw = self._merge(pool_kwargs)
+            options = {**kw, **self._proxy_tls, "_forward": self._config}
             key = PoolKey.make(
                 self.proxy.scheme, self.proxy.host, self.proxy.port, options
             )
-            return self.connection_from_pool_key(key)
-        return super().connection_from_host(host, port, scheme)
+            return self.connection_from_pool_key(key, kw)
+        return super().connection_from_host(host, port, scheme, pool_kwargs)
 
-    def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
-        kw = dict(self.connection_pool_kw)
+    def _new_pool(self, key: PoolKey, kw: dict[str, Any]) -> HTTPConnectionPool:
         if dict(key.options).get("_forward") is not None:
             # TLS options given for targets do not apply to the proxy.
             kw = {k: v for k, v in kw.items() if k not in _TLS_OPTIONS}
@@ -502,5 +528,5 @@ class SOCKSProxyManager(PoolManager):
         self.proxy_url = proxy_url
         self._config = SOCKSProxyConfig(proxy._replace(auth=None), username, password)
 
-    def _new_pool(self, key: PoolKey) -> HTTPConnectionPool:
-        return self._make_pool(key, dict(self.connection_pool_kw), _proxy=self._config)
+    def _new_pool(self, key: PoolKey, kw: dict[str, Any]) -> HTTPConnectionPool:
+        return self._make_pool(key, kw, _proxy=self._config)

@@ -1,0 +1,140 @@
+"""End-to-end: what the README and docs promise a new user, over real I/O.
+
+- the CLI fetches through a real proxy (squid) with a custom CA;
+- pools are separated by their TLS options;
+- a request cancelled at every checkpoint over HTTPS, and through the HTTP
+  proxy, leaves the pool exact (the memory-stream version of this lives in
+  tests/unit/test_cancel_points.py).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+
+from tests.integration import proxies
+from tests.integration.proxies import Squid, TargetCA
+from tests.unit.test_cancel_points import CancelAtStep
+from trio_pool import HTTPConnectionPool, PoolManager, ProxyManager
+from trio_pool.__main__ import _get, _parser
+from trio_pool._connection import ConnState
+from trio_pool.testing import Server, open_server, pattern
+
+target_ca = proxies.target_ca
+squid = proxies.squid
+
+
+@pytest.fixture
+async def tls_server(target_ca: TargetCA) -> AsyncIterator[Server]:
+    async with open_server(ssl_context=target_ca.server_context()) as running:
+        yield running
+
+
+async def test_cli_get_through_proxy_with_custom_ca(
+    squid: Squid, target_ca: TargetCA, tls_server: Server
+) -> None:
+    out = io.StringIO()
+    argv = ["get", "--proxy", squid.url, "--cacert", str(target_ca.pem)]
+    args = _parser().parse_args([*argv, tls_server.url + "/headers?X-Via-Test=1"])
+    with trio.fail_after(15):
+        assert await _get(args, out) == 0
+    assert out.getvalue() == "ok"
+    authority = f"{tls_server.host}:{tls_server.port}"
+    line = await squid.wait_for(lambda entry: entry.url == authority)
+    assert line.result.startswith("TCP_TUNNEL")
+
+
+async def test_pools_are_separated_by_tls_options(
+    target_ca: TargetCA, tls_server: Server
+) -> None:
+    trusted = {"ca_certs": str(target_ca.pem)}
+    async with PoolManager() as http:
+        a = http.connection_from_url(tls_server.url, pool_kwargs=trusted)
+        b = http.connection_from_url(tls_server.url, pool_kwargs=trusted)
+        c = http.connection_from_url(
+            tls_server.url, pool_kwargs={**trusted, "assert_hostname": "localhost"}
+        )
+        d = http.connection_from_url(tls_server.url)
+        assert a is b
+        assert len({id(a), id(c), id(d)}) == 3
+        response = await a.request("GET", "/bytes/7")
+        assert response.data == pattern(7)
+
+
+def assert_exact(pool: HTTPConnectionPool) -> None:
+    stats = pool.statistics()
+    assert stats.in_use == 0, stats
+    assert stats.tokens_free == pool.maxsize, stats
+    assert all(conn.state is ConnState.IDLE for conn in pool._idle)
+    assert set(pool._idle) <= pool._conns
+
+
+async def cancel_at_every_step(
+    request: Callable[[], Awaitable[object]], pool: Callable[[], HTTPConnectionPool]
+) -> int:
+    """Cancel ``request`` at its k-th scheduling step for k = 1, 2, ...;
+    returns how many steps the uncancelled request took."""
+    task = trio.lowlevel.current_task()
+    await request()  # a warm connection, so reuse paths are covered too
+    step = 0
+    while True:
+        step += 1
+        scope = trio.CancelScope()
+        instrument = CancelAtStep(task, step, scope)
+        trio.lowlevel.add_instrument(instrument)
+        try:
+            with scope:
+                await request()
+        finally:
+            trio.lowlevel.remove_instrument(instrument)
+        await trio.testing.wait_all_tasks_blocked()
+        assert_exact(pool())
+        await request()
+        assert_exact(pool())
+        if not scope.cancelled_caught:
+            return step
+
+
+async def test_cancel_at_every_checkpoint_over_https(
+    target_ca: TargetCA, tls_server: Server
+) -> None:
+    async with PoolManager(ca_certs=str(target_ca.pem), maxsize=2, block=True) as http:
+        url = tls_server.url + "/bytes/5000"
+
+        async def get() -> None:
+            response = await http.request("GET", url)
+            assert response.data == pattern(5000)
+
+        with trio.fail_after(60):
+            steps = await cancel_at_every_step(
+                get, lambda: http.connection_from_url(url)
+            )
+        assert steps >= 2
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_cancel_at_every_checkpoint_through_the_proxy(
+    squid: Squid, target_ca: TargetCA, scheme: str
+) -> None:
+    context = target_ca.server_context() if scheme == "https" else None
+    async with (
+        open_server(ssl_context=context) as target,
+        ProxyManager(
+            squid.url, ca_certs=str(target_ca.pem), maxsize=2, block=True
+        ) as http,
+    ):
+        url = target.url + "/bytes/3000"
+
+        async def get() -> None:
+            response = await http.request("GET", url)
+            assert response.data == pattern(3000)
+
+        with trio.fail_after(90):
+            steps = await cancel_at_every_step(
+                get, lambda: http.connection_from_url(url)
+            )
+        assert steps >= 2
