@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import trio
 
-from . import PoolManager, Retry, Timeout
+from . import PoolManager, ProxyManager, Retry, SOCKSProxyManager, Timeout
 from ._exceptions import HTTPError
 from ._version import __version__
 
@@ -91,13 +91,9 @@ def _manager(args: argparse.Namespace, maxsize: int) -> PoolManager:
     if args.insecure:
         kw["cert_reqs"] = "CERT_NONE"
     if args.proxy:
-        from . import _poolmanager
-
-        proxy_manager = getattr(_poolmanager, "ProxyManager", None)
-        if proxy_manager is None:
-            raise SystemExit("trio-pool: --proxy is not supported by this version")
-        manager: PoolManager = proxy_manager(args.proxy, **kw)
-        return manager
+        if args.proxy.lower().startswith("socks"):
+            return SOCKSProxyManager(args.proxy, **kw)
+        return ProxyManager(args.proxy, **kw)
     return PoolManager(**kw)
 
 
