@@ -17,7 +17,7 @@ import trio
 import trio.testing
 
 from tests.integration import proxies
-from tests.integration.proxies import Squid, TargetCA
+from tests.integration.proxies import Socks, Squid, TargetCA
 from tests.unit.test_cancel_points import CancelAtStep
 from trio_pool import HTTPConnectionPool, PoolManager, ProxyManager
 from trio_pool.__main__ import _get, _parser
@@ -26,6 +26,7 @@ from trio_pool.testing import Server, open_server, pattern
 
 target_ca = proxies.target_ca
 squid = proxies.squid
+dante = proxies.dante
 
 
 @pytest.fixture
@@ -46,6 +47,18 @@ async def test_cli_get_through_proxy_with_custom_ca(
     authority = f"{tls_server.host}:{tls_server.port}"
     line = await squid.wait_for(lambda entry: entry.url == authority)
     assert line.result.startswith("TCP_TUNNEL")
+
+
+async def test_cli_get_through_socks(
+    dante: Socks, tls_server: Server, target_ca: TargetCA
+) -> None:
+    out = io.StringIO()
+    url = f"https://localhost:{tls_server.port}/headers?X-Socks=1"
+    argv = ["get", "--proxy", dante.url("socks5h"), "--cacert", str(target_ca.pem), url]
+    with trio.fail_after(15):
+        assert await _get(_parser().parse_args(argv), out) == 0
+    assert out.getvalue() == "ok"
+    assert dante.connected_to(tls_server.port)
 
 
 async def test_pools_are_separated_by_tls_options(
