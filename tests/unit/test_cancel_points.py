@@ -8,7 +8,7 @@ checkpoint the request passes through is exercised.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -33,18 +33,6 @@ class CancelAtStep(trio.abc.Instrument):
             self.steps += 1
             if self.steps == self.step:
                 self.scope.cancel()
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[trio.Nursery]:
-    async with trio.open_nursery() as nursery:
-        yield nursery
-        nursery.cancel_scope.cancel()
 
 
 async def reply(ex: Exchange) -> Reply:

@@ -13,7 +13,7 @@ virtual seconds only.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import h11
 import pytest
@@ -180,13 +180,6 @@ def assert_settled(pool: UploadPool) -> None:
     stats = pool.statistics()
     assert (stats.in_use, stats.waiting, stats.tokens_free) == (0, 0, pool.maxsize)
     assert all(conn.state is ConnState.IDLE for conn in pool._idle)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[trio.Nursery]:
-    async with trio.open_nursery() as nursery:
-        yield nursery
-        nursery.cancel_scope.cancel()
 
 
 async def test_answer_then_close_is_returned_and_not_reused(
