@@ -79,6 +79,7 @@ class Connection:
         "_handoff",
         "_lends",
         "_park",
+        "_poll",
         "_socket",
         "_watch_from",
         "_watch_scope",
@@ -100,8 +101,14 @@ class Connection:
         self._handoff: trio.Event | None = None
         # Counts checkouts, so the task can tell "taken" from "expired".
         self._lends = 0
-        # A plain TCP stream is watched with wait_readable on its socket.
-        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        transport = (
+            stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+        )
+        raw = transport.socket if isinstance(transport, trio.SocketStream) else None
+        # A plain TCP stream is watched with wait_readable on its socket...
+        self._socket = raw if transport is stream else None
+        # ...and any stream over TCP (TLS too) can be polled at checkout.
+        self._poll = raw
 
     def __repr__(self) -> str:
         return f"<Connection {self.state.value} at {id(self):#x}>"
@@ -118,7 +125,7 @@ class Connection:
         self.state = ConnState.IDLE
         self.idle_deadline = deadline
         now = trio.current_time()
-        self._watch_from = now + WATCH_GRACE if self._socket is not None else now
+        self._watch_from = now + WATCH_GRACE if self._poll is not None else now
         park = self._park
         # Only ever move the wake-up earlier: on a busy connection the task
         # wakes at most once per grace period, finds it in use, and parks again.
@@ -154,6 +161,8 @@ class Connection:
             return True
         if scope is None:
             # The task has not started watching: nothing to hand over.
+            if self._poll is not None and _readable_now(self._poll):
+                return await self._probe()
             await trio.lowlevel.checkpoint()
             return True
         self._handoff = handoff = trio.Event()
@@ -164,6 +173,24 @@ class Connection:
             self.discard()
             raise
         return self.state is ConnState.ACTIVE
+
+    async def _probe(self) -> bool:
+        """A TLS connection got bytes while idle: a session ticket (harmless),
+        or a close, an EOF or stray data (unusable). Read briefly to tell;
+        the bytes are already here, so a ticket costs only ``_PROBE`` seconds.
+        """
+        try:
+            with trio.move_on_after(_PROBE):
+                await self.http.stream.receive_some(1)
+                self.discard()  # data or EOF while idle
+                return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.discard()
+            return False
+        except BaseException:
+            self.discard()
+            raise
+        return True
 
     # -- the task ---------------------------------------------------------
 
@@ -230,8 +257,10 @@ class Connection:
         return "keep-alive expired"
 
 
-#: Seconds a plain TCP connection sits idle before its task starts watching.
+#: Seconds a connection over TCP sits idle before its task starts watching.
 WATCH_GRACE = 0.25
+#: How long a checkout reads a TLS connection that got bytes while idle.
+_PROBE = 0.005
 
 _IDLE_EVENTS = {
     b"": "closed by the server",

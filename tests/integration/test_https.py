@@ -35,7 +35,7 @@ from trio_pool import (
     TraceEvent,
     connection_from_url,
 )
-from trio_pool.testing import Server, open_server
+from trio_pool.testing import Response, Server, open_server
 
 # -- certificates and servers -------------------------------------------------
 
@@ -730,3 +730,32 @@ async def test_server_closing_idle_tls_connection_is_noticed(
         # The next request opens a new connection instead of failing.
         assert await get_ok(pool) != first
         assert pool.statistics().created == 2
+
+
+@pytest.mark.parametrize("mode", ["close", "stray bytes"])
+async def test_tls_connection_dead_within_the_watch_grace_is_not_reused(
+    leaf: Any, ca_file: str, mode: str
+) -> None:
+    """Checked out before its task started watching (within WATCH_GRACE),
+    a TLS connection that got a close or stray bytes meanwhile is probed at
+    checkout and replaced, not used."""
+    server_kw = {"idle_close_after": 0.05} if mode == "close" else {}
+    async with tls_pair(leaf, server_kw=server_kw, ca_certs=ca_file) as (server, pool):
+
+        @server.raw_route("/then-garbage")
+        async def then_garbage(request: Any, conn: Any) -> None:
+            await conn.send_response(Response(body=b"ok"))
+            await trio.sleep(0.05)
+            await conn.send(b"HTTP/1.1 200 Stray\r\n\r\n")
+            await trio.sleep_forever()
+
+        path = "/then-garbage" if mode == "stray bytes" else "/echo"
+        first = await pool.request("GET", path, preload_content=True)
+        assert first.status == 200
+        await trio.sleep(0.15)  # the server acts; still inside the grace
+        assert pool.statistics().dropped == 0
+        second = await pool.request("GET", "/echo")
+        assert second.status == 200
+        assert second.headers["X-Connection-Id"] != first.headers["X-Connection-Id"]
+        stats = pool.statistics()
+        assert (stats.created, stats.dropped) == (2, 1)

@@ -48,10 +48,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import trio
 
+from tests.integration.nginx import start_nginx
 from trio_pool import (
     MaxRetryError,
     PoolManager,
@@ -424,3 +426,46 @@ async def test_soak_with_pools_evicted_while_in_use() -> None:
                     await server.wait_until(lambda s: s.open_connections == 0)
     run.assert_clean()
     assert open_fds() == fds_before
+
+
+NGINX_ECHO = """
+        location /soak/ { return 200 "$request_uri"; }
+"""
+
+
+@needs_proc
+async def test_soak_against_nginx(tmp_path: Path) -> None:
+    """The same soak against a real server: nginx answers each request with its
+    own URI, so every body is checked against its request."""
+    with start_nginx(
+        tmp_path,
+        locations=NGINX_ECHO,
+        keepalive_timeout="30s",
+    ) as nginx:
+        base = f"http://127.0.0.1:{nginx.http_port}"
+        fds_before = open_fds()
+        with trio.fail_after(TIME_LIMIT):
+            async with PoolManager(
+                maxsize=MAXSIZE, block=True, retries=False, keepalive_expiry=KEEPALIVE
+            ) as http:
+
+                async def request(rid: int) -> None:
+                    path = f"/soak/{rid}?n={rid * 7}"
+                    response = await http.request("GET", base + path)
+                    assert (response.status, response.data) == (200, path.encode())
+
+                run = await run_soak(range(REQUESTS), TASKS, request)
+                stats = http.statistics()
+            await settle()
+        fds_after = open_fds()
+    run.assert_clean()
+    assert run.done == REQUESTS
+    assert (stats.in_use, stats.waiting) == (0, 0)
+    # nginx closes a connection after 1,000 requests; never more than
+    # MAXSIZE are open at once.
+    assert stats.created - stats.dropped <= MAXSIZE
+    REPORT.append(
+        f"soak against nginx: {REQUESTS} requests from {TASKS} tasks, 0 errors, "
+        f"{stats.created} connections; fds {fds_before} -> {fds_after}"
+    )
+    assert fds_after == fds_before
