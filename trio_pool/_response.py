@@ -11,6 +11,7 @@ synchronous, so it happens even on the way out of a cancelled task.
 from __future__ import annotations
 
 import json as _json
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -75,7 +76,7 @@ class HTTPResponse:
         self._request_method = request_method
         self._body = body
         self._lease = lease
-        self._buffer = bytearray()
+        self._buffer = _ChunkBuffer()
         self._raw_read = 0
         self._decoder: ContentDecoder | None = None
         self._decoder_made = False
@@ -187,8 +188,7 @@ class HTTPResponse:
         return data
 
     async def _read_all(self, decode: bool) -> bytes:
-        parts = [bytes(self._buffer)]
-        self._buffer.clear()
+        parts = [self._buffer.take(self._buffer.size)]
         while True:
             raw = await self._read_raw()
             if not raw:
@@ -199,20 +199,18 @@ class HTTPResponse:
 
     async def _read_some(self, amt: int, decode: bool) -> bytes:
         buffer = self._buffer
-        while len(buffer) < amt:
-            room = amt - len(buffer)
+        while buffer.size < amt:
+            room = amt - buffer.size
             decoder = self._get_decoder() if decode else None
             if decoder is not None and not decoder.needs_input:
-                buffer += self._guard(decoder.decompress, b"", room)
+                buffer.append(self._guard(decoder.decompress, b"", room))
                 continue
             raw = await self._read_raw()
             if not raw:
-                buffer += self._flush(decode)
+                buffer.append(self._flush(decode))
                 break
-            buffer += self._decode(raw, decode, room)
-        data = bytes(buffer[:amt])
-        del buffer[:amt]
-        return data
+            buffer.append(self._decode(raw, decode, room))
+        return buffer.take(amt)
 
     async def _read_raw(self) -> bytes:
         """The next raw body piece; ``b""`` at the end, after releasing."""
@@ -324,6 +322,53 @@ class HTTPResponse:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.release_conn()
+
+
+class _ChunkBuffer:
+    """Decoded bytes not yet returned by ``read(amt)``, kept as the chunks
+    they arrived in: a read that asks for what one chunk holds gets that
+    chunk without a copy, and any read copies its bytes at most once."""
+
+    __slots__ = ("_chunks", "_offset", "size")
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0  # bytes of _chunks[0] already taken
+        self.size = 0
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def append(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(data)
+            self.size += len(data)
+
+    def take(self, amt: int) -> bytes:
+        """Up to ``amt`` bytes from the front."""
+        chunks = self._chunks
+        parts: list[bytes] = []
+        need = min(amt, self.size)
+        while need:
+            first, start = chunks[0], self._offset
+            available = len(first) - start
+            if available <= need:
+                parts.append(first[start:] if start else first)
+                chunks.popleft()
+                self._offset = 0
+                need -= available
+            else:
+                parts.append(first[start : start + need])
+                self._offset = start + need
+                need = 0
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.size -= len(data)
+        return data
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._offset = 0
+        self.size = 0
 
 
 class _BodyIterator:
