@@ -258,7 +258,7 @@ class Connection:
 
 
 #: Seconds a connection over TCP sits idle before its task starts watching.
-WATCH_GRACE = 0.25
+WATCH_GRACE = 1.0
 #: How long a checkout reads a TLS connection that got bytes while idle.
 _PROBE = 0.005
 
