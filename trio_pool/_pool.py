@@ -244,6 +244,9 @@ class HTTPConnectionPool:
         self._retire()
         for conn in list(self._conns):
             conn.discard()
+        # Wake every request still waiting for a token: it gets one, finds
+        # the pool closed and raises ClosedPoolError instead of waiting on.
+        self._limiter.total_tokens = math.inf
 
     def _retire(self) -> None:
         """Stop taking requests and close idle connections; connections still
@@ -270,7 +273,7 @@ class HTTPConnectionPool:
             created=self._created,
             reused=self._reused,
             dropped=self._dropped,
-            tokens_free=self.maxsize - limiter.borrowed_tokens,
+            tokens_free=max(self.maxsize - limiter.borrowed_tokens, 0),
         )
 
     # -- checkout and release ---------------------------------------------------

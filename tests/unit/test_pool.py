@@ -278,3 +278,26 @@ async def test_handoff_when_server_closes_at_checkout(servers: trio.Nursery) -> 
         assert response.status == 200
         stats = pool.statistics()
         assert (stats.created, stats.dropped) == (2, 1)
+
+
+async def test_closing_the_pool_wakes_requests_waiting_for_a_token(
+    servers: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with MemoryPool(servers, block=True, maxsize=1) as pool:
+        held = await pool.request("GET", "/", preload_content=False)
+        failures: list[BaseException] = []
+
+        async def waiter() -> None:
+            try:
+                await pool.request("GET", "/")
+            except ClosedPoolError as exc:
+                failures.append(exc)
+
+        with trio.fail_after(10):  # virtual seconds: a stuck waiter fails fast
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(waiter)
+                await trio.testing.wait_all_tasks_blocked()
+                assert pool.statistics().waiting == 1
+                await pool.aclose()
+        assert len(failures) == 1
+        await held.release_conn()
