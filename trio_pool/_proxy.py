@@ -14,7 +14,6 @@ talks to the proxy and writes absolute-form targets ("forwarding").
 from __future__ import annotations
 
 import ipaddress
-import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -267,12 +266,3 @@ async def _socks4(
         raise ProxyError(
             f"The SOCKS4 proxy refused the connection (code {reply[1]:#x})"
         )
-
-
-def default_proxy_context() -> ssl.SSLContext:
-    """Verification against certifi, for https:// proxies without a context."""
-    import certifi
-
-    context = ssl.create_default_context(cafile=certifi.where())
-    context.set_alpn_protocols(["http/1.1"])
-    return context
