@@ -163,7 +163,13 @@ class Connection:
             # The task has not started watching: nothing to hand over.
             if self._poll is not None and _readable_now(self._poll):
                 return await self._probe()
-            await trio.lowlevel.checkpoint()
+            try:
+                await trio.lowlevel.checkpoint()
+            except BaseException:
+                # Taken from the idle stack but not lent: give it up, or it
+                # would be neither idle nor closed.
+                self.discard()
+                raise
             return True
         self._handoff = handoff = trio.Event()
         scope.cancel()
@@ -237,11 +243,13 @@ class Connection:
             try:
                 if self._socket is not None:
                     await trio.lowlevel.wait_readable(self._socket)
-                    data = b"?"  # readable while idle: closed, or stray bytes
+                    noticed = "closed by the server (or stray bytes) while idle"
+                elif await self.http.stream.receive_some(1):
+                    noticed = "unexpected data while idle"
                 else:
-                    data = bytes(await self.http.stream.receive_some(1))
+                    noticed = "closed by the server"
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                data = b"!"
+                noticed = "connection error while idle"
             finally:
                 self._watch_scope = None
         if self._handoff is not None:
@@ -253,7 +261,7 @@ class Connection:
         if self._lends != lends:
             return None  # taken (and maybe already given back) meanwhile
         if not scope.cancelled_caught:
-            return _IDLE_EVENTS.get(data, "unexpected data while idle")
+            return noticed
         return "keep-alive expired"
 
 
@@ -261,12 +269,6 @@ class Connection:
 WATCH_GRACE = 1.0
 #: How long a checkout reads a TLS connection that got bytes while idle.
 _PROBE = 0.005
-
-_IDLE_EVENTS = {
-    b"": "closed by the server",
-    b"?": "closed by the server (or stray bytes) while idle",
-    b"!": "connection error while idle",
-}
 
 
 def _readable_now(sock: trio.socket.SocketType) -> bool:

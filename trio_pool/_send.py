@@ -110,7 +110,7 @@ async def urlopen(
             response = await pool._attempt(method, url, body, headers, limits, opts)
         except RETRYABLE_ERRORS as exc:
             retries = retries.increment(method, url, error=exc, _pool=pool)
-            await body.rewind()
+            await body.rewind()  # an unrewindable body fails before the sleep
             if not await _backoff(retries.sleep_time()):
                 raise
             continue
@@ -126,15 +126,10 @@ async def urlopen(
                 response.retries = retries
                 return response
             await response.drain_conn()
-            new_url = _join(pool._absolute(url), str(location))
+            old_url = pool._absolute(url)
+            new_url = _join(old_url, str(location))
             method, body, headers = _redirected_request(
-                response.status,
-                method,
-                body,
-                headers,
-                pool._absolute(url),
-                new_url,
-                retries,
+                response.status, method, body, headers, old_url, new_url, retries
             )
             if route is not None:
                 pool = route(new_url)

@@ -31,4 +31,5 @@ def assert_pool_exact(pool: HTTPConnectionPool) -> PoolStatistics:
     assert stats.waiting == 0, stats
     assert all(conn.state is ConnState.IDLE for conn in pool._idle)
     assert set(pool._idle) <= pool._conns
+    assert not [c for c in pool._conns if c.state is ConnState.ACTIVE]
     return stats

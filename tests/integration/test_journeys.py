@@ -84,6 +84,7 @@ def assert_exact(pool: HTTPConnectionPool) -> None:
     assert stats.tokens_free == pool.maxsize, stats
     assert all(conn.state is ConnState.IDLE for conn in pool._idle)
     assert set(pool._idle) <= pool._conns
+    assert not [c for c in pool._conns if c.state is ConnState.ACTIVE]
 
 
 async def cancel_at_every_step(

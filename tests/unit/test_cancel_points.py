@@ -75,6 +75,9 @@ def assert_exact(pool: HTTPConnectionPool) -> None:
     assert stats.idle + sum(c.state is ConnState.ACTIVE for c in pool._conns) <= len(
         pool._conns
     )
+    # Nothing is leased, so no live connection may be ACTIVE ("neither idle
+    # nor closed"): each is idle, or closing.
+    assert not [c for c in pool._conns if c.state is ConnState.ACTIVE]
 
 
 @pytest.mark.parametrize(
