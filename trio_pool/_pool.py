@@ -363,8 +363,9 @@ class HTTPConnectionPool:
                 with trio.move_on_after(math.inf if limit is None else limit):
                     return await self._open_transport()
         except (NewConnectionError, SSLError) as exc:
-            if self._proxy is None:
+            if not self._forward:
                 raise
+            # A forwarding pool's connection is to the proxy itself.
             raise ProxyError("Unable to connect to proxy", exc) from exc
         raise ConnectTimeoutError(
             self, f"Connection to {self.host} timed out. (connect timeout={limit})"
@@ -374,8 +375,22 @@ class HTTPConnectionPool:
         """The byte stream to the target: TCP, or a tunnel through a proxy."""
         port = self.port or self.default_port
         if self._proxy is not None and not self._forward:
-            return await self._proxy.open_tunnel(self.host, port, self._open_tcp)
+            return await self._open_tunnel(self._proxy, port)
         return await self._open_tcp(self.host, port)
+
+    async def _open_tunnel(
+        self, proxy: HTTPProxyConfig | SOCKSProxyConfig, port: int
+    ) -> trio.abc.Stream:
+        """The proxy's leg of the connection: its failures are ProxyErrors.
+
+        What follows on top (TLS to the target, for https) is the target's,
+        and reports its own errors.
+        """
+        try:
+            with translate_errors("connect", pool=self, host=proxy.url.host or ""):
+                return await proxy.open_tunnel(self.host, port, self._open_tcp)
+        except (NewConnectionError, SSLError) as exc:
+            raise ProxyError("Unable to connect to proxy", exc) from exc
 
     async def _open_tcp(self, host: str, port: int) -> trio.abc.Stream:
         source = self.conn_kw.get("source_address")

@@ -19,7 +19,13 @@ import trio.testing
 from tests.integration import proxies
 from tests.integration.proxies import Socks, Squid, TargetCA
 from tests.unit.test_cancel_points import CancelAtStep
-from trio_pool import HTTPConnectionPool, PoolManager, ProxyManager
+from trio_pool import (
+    HTTPConnectionPool,
+    PoolManager,
+    ProxyError,
+    ProxyManager,
+    SSLError,
+)
 from trio_pool.__main__ import _get, _parser
 from trio_pool._connection import ConnState
 from trio_pool.testing import Server, open_server, pattern
@@ -152,3 +158,14 @@ async def test_cancel_at_every_checkpoint_through_the_proxy(
                 get, lambda: http.connection_from_url(url)
             )
         assert steps >= 2
+
+
+async def test_bad_target_certificate_through_a_tunnel_is_an_ssl_error(
+    squid: Squid, tls_server: Server
+) -> None:
+    """The proxy did its part; the *target's* certificate is untrusted (no
+    custom CA given): that is an SSLError, not a ProxyError."""
+    async with ProxyManager(squid.url) as http:
+        with trio.fail_after(15), pytest.raises(SSLError) as info:
+            await http.request("GET", tls_server.url + "/echo", retries=False)
+    assert not isinstance(info.value, ProxyError)
