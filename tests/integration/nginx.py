@@ -30,8 +30,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -41,6 +39,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from tests.integration.daemons import LOOPBACK, accepts, free_port, stop_process, tail
 from trio_pool.testing import pattern
 
 __all__ = [
@@ -51,7 +50,6 @@ __all__ = [
     "start_nginx",
 ]
 
-LOOPBACK = "127.0.0.1"
 #: The size of ``/big``: several TLS records and socket reads, not round.
 BIG_SIZE = 3 * 2**20 + 7
 
@@ -95,7 +93,6 @@ _TLS = """
 """
 
 _START_TIMEOUT = 10.0
-_STOP_TIMEOUT = 5.0
 _START_ATTEMPTS = 3
 
 
@@ -188,7 +185,7 @@ def start_nginx(
         "http_extra": http_extra,
     }
     for attempt in range(_START_ATTEMPTS):
-        ports = {"http_port": _free_port(), "https_port": _free_port()}
+        ports = {"http_port": free_port(), "https_port": free_port()}
         tls = _TLS % {**settings, **ports} if tls_cert is not None else ""
         conf = _CONF % {
             **settings,
@@ -212,7 +209,7 @@ def start_nginx(
                 process,
             )
         finally:
-            _stop(process)
+            stop_process(process)
         return
 
 
@@ -231,47 +228,14 @@ def _launch(
     deadline = time.monotonic() + _START_TIMEOUT
     while waiting:
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
+            stop_process(process)
             logs = "".join(
-                _tail(directory / name) for name in ("nginx.out", "error.log")
+                f"--- {name}:\n{tail(directory / name)}\n"
+                for name in ("nginx.out", "error.log")
             )
             raise RuntimeError(f"nginx did not start:\n{logs}")
-        if _accepts(waiting[0]):
+        if accepts(waiting[0]):
             waiting.pop(0)
         else:
             time.sleep(0.02)
     return process
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (nginx's fast shutdown), a grace period, then SIGKILL."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _free_port() -> int:
-    # Free a moment ago; nginx may lose the race for it, hence the retries.
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path) -> str:
-    try:
-        return f"--- {path.name}:\n{path.read_text(errors='replace')[-4000:]}\n"
-    except OSError:
-        return ""

@@ -30,8 +30,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -45,7 +43,8 @@ import pytest
 import trio
 import trustme
 
-LOOPBACK = "127.0.0.1"
+from tests.integration.daemons import LOOPBACK, accepts, free_port, stop_process, tail
+
 #: A request header that squid writes into its access log (``-`` if absent).
 NOTE_HEADER = "X-Proxy-Note"
 PROXY_USER = "alice"
@@ -54,7 +53,6 @@ SOCKS_USER = "bob"
 SOCKS_PASSWORD = "hunter2"
 
 _START_TIMEOUT = 20.0
-_STOP_TIMEOUT = 10.0
 _START_ATTEMPTS = 3
 
 T = TypeVar("T")
@@ -82,44 +80,6 @@ def find_binary(name: str, package: str) -> str:
 # -- processes ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A loopback port that was free a moment ago.
-
-    Another process may take it before our daemon binds it; the daemons are
-    started with a few attempts for that reason.
-    """
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")[-4000:]
-    except OSError:
-        return ""
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, a grace period, then SIGKILL; always reaped."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextlib.contextmanager
 def run_daemon(
     argv: list[str], ports: list[int], workdir: Path, logs: list[Path]
@@ -141,7 +101,7 @@ def run_daemon(
         while pending:
             if proc.poll() is not None or time.monotonic() > deadline:
                 details = "\n".join(
-                    f"--- {path.name}:\n{_read(path)}" for path in [output, *logs]
+                    f"--- {path.name}:\n{tail(path)}" for path in [output, *logs]
                 )
                 state = (
                     "did not listen in time"
@@ -149,7 +109,7 @@ def run_daemon(
                     else f"exited with {proc.returncode}"
                 )
                 raise RuntimeError(f"{argv[0]} {state}\n{details}")
-            if _accepts(pending[0]):
+            if accepts(pending[0]):
                 pending.pop(0)
             else:
                 time.sleep(0.05)

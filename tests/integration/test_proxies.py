@@ -19,8 +19,8 @@ import pytest
 import trio
 
 from tests.integration import proxies
+from tests.integration.daemons import LOOPBACK, free_port
 from tests.integration.proxies import (
-    LOOPBACK,
     NOTE_HEADER,
     PROXY_PASSWORD,
     PROXY_USER,
@@ -30,7 +30,6 @@ from tests.integration.proxies import (
     Socks,
     Squid,
     TargetCA,
-    free_port,
 )
 from trio_pool import (
     HTTPConnectionPool,
