@@ -19,7 +19,8 @@ one-time caches, once the manager and both servers have exited:
   caches that do not grow with the run stay within a few hundred;
 * ``tracemalloc`` (which slows everything ~5x, so it watches a shorter run of
   ``TRACED`` requests): memory allocated by trio_pool's own code must be
-  exactly back to baseline, and all traced memory within ``MEMORY_TOLERANCE``
+  back to baseline within ``OURS_TOLERANCE`` (1 KiB: less than one object
+  per 100 requests), and all traced memory within ``MEMORY_TOLERANCE``
   (128 KiB, about 100 bytes a request: interpreter caches, not a per-request
   leak, which would be at least the size of a response object).
 
@@ -82,10 +83,16 @@ KEEPALIVE = 1.0
 BLOCKS_TOLERANCE = 1000
 TRACED = min(REQUESTS, 1000)
 MEMORY_TOLERANCE = 128 * 1024
+#: Bytes that trio_pool's own code may still hold after the traced run. One
+#: CI run of the whole suite saw 160 bytes (one small object, not reproduced
+#: since); a per-request leak over TRACED requests would be tens of KiB.
+OURS_TOLERANCE = 1024
 RESET_RATE = 0.01
 WARM_UP = 200
 
 REPORT: list[str] = []
+#: The lines of trio_pool that hold traced memory at the last measurement.
+OURS_REMAINING: list[str] = []
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -131,6 +138,8 @@ def traced() -> Iterator[Callable[[bool], int]]:
         if not ours_only:
             return tracemalloc.get_traced_memory()[0]
         snapshot = tracemalloc.take_snapshot().filter_traces(ours)
+        # Where it stands, for the failure message if anything remains.
+        OURS_REMAINING[:] = [str(stat) for stat in snapshot.statistics("lineno")[:5]]
         return sum(stat.size for stat in snapshot.statistics("filename"))
 
     try:
@@ -296,7 +305,7 @@ async def test_soak_no_errors_no_crosstalk_no_leaks() -> None:
     )
     assert fds_after == fds_before
     assert blocks_after - blocks_before < BLOCKS_TOLERANCE
-    assert ours_after <= ours_before
+    assert ours_after - ours_before < OURS_TOLERANCE, OURS_REMAINING
     assert memory_after - memory_before < MEMORY_TOLERANCE
 
 
