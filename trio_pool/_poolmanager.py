@@ -197,6 +197,15 @@ class PoolManager:
         await self._nursery_cm.__aexit__(None, None, None)
         self._nursery = None
 
+    def _attach(self, nursery: trio.Nursery) -> None:
+        """Run this manager's pools in ``nursery`` (another manager's) instead
+        of a nursery of its own; it is then never entered itself, and its
+        owner calls :meth:`clear` when it closes."""
+        if self._nursery_cm is not None:
+            raise RuntimeError(f"{self!r} is already open")
+        self._nursery_cm = "attached"
+        self._nursery = nursery
+
     def statistics(self) -> ManagerStatistics:
         """Totals over the manager's pools (see ``PoolStatistics``)."""
         per_pool = [pool.statistics() for pool in self.pools.values()]
