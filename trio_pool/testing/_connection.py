@@ -7,6 +7,12 @@ Every route, built-in or user-supplied, is at bottom a *raw handler*: an
 one code path for serving, and lets a fault route do anything a broken server
 could do: write arbitrary bytes, stop half-way, close, or reset.
 
+The connection knows its server only through :class:`ConnectionHost`, a narrow
+interface: the host finds routes, records requests and errors, and is told
+when the connection becomes idle, busy again, or closed. The host keeps its own
+set of idle connections and asks one of them to close with
+:meth:`RawConnection.close_if_idle`.
+
 A connection is *idle* while it waits for the first byte of its next request.
 Only then is it exposed to ``idle_close_after`` and to
 ``Server.close_idle_connections()``; both work by cancelling the cancel scope
@@ -24,7 +30,7 @@ import struct
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import h11
@@ -32,16 +38,15 @@ import trio
 
 from ._messages import Request, Response
 
-if TYPE_CHECKING:
-    from ._server import Server
-
 __all__ = [
     "BadRequest",
+    "ConnectionHost",
     "Handler",
     "RawConnection",
     "RawHandler",
     "Route",
     "plain",
+    "serve_connection",
 ]
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -83,6 +88,42 @@ def plain(handler: Handler) -> RawHandler:
     return run_plain
 
 
+class ConnectionHost(Protocol):
+    """What a :class:`RawConnection` needs from the server that accepted it.
+
+    The connection calls these from its own task; none of them may block.
+    """
+
+    @property
+    def idle_close_after(self) -> float | None:
+        """Seconds an idle connection may wait for a request, or ``None``."""
+        ...
+
+    def resolve(self, path: str) -> Route:
+        """Return the route serving ``path`` (a 404 route if there is none)."""
+        ...
+
+    def record_request(self, request: Request) -> None:
+        """Note a request that has been read (its body too, if wanted)."""
+        ...
+
+    def record_error(self, exc: Exception) -> None:
+        """Note an exception from a handler, or from the server itself."""
+        ...
+
+    def connection_idle(self, conn: RawConnection) -> None:
+        """``conn`` is waiting, or about to wait, for its next request."""
+        ...
+
+    def connection_busy(self, conn: RawConnection) -> None:
+        """``conn`` has stopped waiting for a request (one came, or none will)."""
+        ...
+
+    def connection_closed(self, conn: RawConnection) -> None:
+        """``conn`` has been closed or reset; it is told so once."""
+        ...
+
+
 class RawConnection:
     """The server side of one connection, as given to raw handlers.
 
@@ -105,13 +146,15 @@ class RawConnection:
         closed: Whether the server has closed (or reset) the connection.
     """
 
-    def __init__(self, server: Server, stream: trio.abc.Stream, connection_id: int):
+    def __init__(
+        self, host: ConnectionHost, stream: trio.abc.Stream, connection_id: int
+    ) -> None:
         self.stream = stream
         self.h11 = h11.Connection(h11.SERVER)
         self.connection_id = connection_id
         self.request_number = 0
         self.closed = False
-        self._server = server
+        self._host = host
         self._head_request = False
         self._idle_scope: trio.CancelScope | None = None
 
@@ -290,7 +333,7 @@ class RawConnection:
         try:
             event = self.h11.next_event()
             if event is h11.NEED_DATA and not self.h11.trailing_data[0]:
-                after = self._server.idle_close_after
+                after = self._host.idle_close_after
                 if after is not None:
                     scope.deadline = trio.current_time() + after
                 data = None
@@ -304,16 +347,26 @@ class RawConnection:
                 event = await self._next_event()
         finally:
             self._idle_scope = None
-            self._server._idle.discard(self)
+            self._host.connection_busy(self)
         return event if isinstance(event, h11.Request) else None
 
     def _become_idle(self) -> trio.CancelScope:
         if self._idle_scope is None:
             self._idle_scope = trio.CancelScope()
-            self._server._idle.add(self)
+            self._host.connection_idle(self)
         return self._idle_scope
 
-    def _cancel_idle_wait(self) -> bool:
+    def close_if_idle(self) -> bool:
+        """Close the connection if it is waiting for its next request.
+
+        It also counts as waiting once the bytes completing a keep-alive
+        response are being written. The close (clean, without a response)
+        happens in the connection's own task, when that next runs.
+
+        Returns:
+            Whether the connection was told to close (``False`` if it is busy,
+            or was already told).
+        """
         if self._idle_scope is None or self._idle_scope.cancel_called:
             return False
         self._idle_scope.cancel()
@@ -325,7 +378,7 @@ class RawConnection:
         if self.closed:
             return False
         self.closed = True
-        self._server._forget(self)
+        self._host.connection_closed(self)
         return True
 
     async def send_eof(self) -> bool:
@@ -385,10 +438,10 @@ class RawConnection:
             self.request_number += 1
             self._head_request = event.method == b"HEAD"
             path, query_string = _split_target(event)
-            route = self._server._resolve(path)
+            route = self._host.resolve(path)
             body = await self.receive_body() if route.read_body else b""
             request = self._make_request(event, path, query_string, body)
-            self._server._record_request(request)
+            self._host.record_request(request)
             await self._run_handler(route, request)
             if self.closed:
                 return
@@ -409,7 +462,7 @@ class RawConnection:
         except BadRequest as exc:
             await self._answer_error(400, str(exc))
         except Exception as exc:
-            self._server._record_error(exc)
+            self._host.record_error(exc)
             await self._answer_error(500, "Internal Server Error")
 
     async def _answer_error(self, status: int, message: str) -> None:
@@ -450,6 +503,21 @@ class RawConnection:
             request_number=self.request_number,
             http_version=event.http_version.decode("latin-1"),
         )
+
+
+async def serve_connection(conn: RawConnection) -> None:
+    """Serve requests on ``conn`` until it closes; its socket is closed after.
+
+    Never raises :class:`Exception`: an error inside the server itself is
+    handed to the host's ``record_error``, so that one broken connection
+    cannot take the server's nursery down.
+    """
+    try:
+        await conn._serve()
+    except Exception as exc:  # pragma: no cover - a bug in the server itself
+        conn._host.record_error(exc)
+    finally:
+        await conn._abort()
 
 
 def _phrase(status: int) -> str:

@@ -17,6 +17,12 @@ connection means a handler that stalls forever only ties up its own connection,
 and there is no shared queue, lock or polling anywhere; the server is as fast
 as h11 and the socket allow.
 
+The connection reaches the server only through the ``ConnectionHost`` methods
+(finding routes, recording requests and errors, reporting that it is idle, busy
+or closed); the server drives a connection only through ``serve_connection``
+and its public methods. The server keeps the sets of open and idle connections
+itself, and ``_connection.py`` does not import this module.
+
 Connection tasks never let an exception escape. A client going away is just
 the end of that connection; an exception from a handler is recorded in
 ``Server.errors`` and answered with ``500`` if nothing has been sent yet. Hence
@@ -39,7 +45,14 @@ from typing import TypeVar
 
 import trio
 
-from ._connection import Handler, RawConnection, RawHandler, Route, plain
+from ._connection import (
+    Handler,
+    RawConnection,
+    RawHandler,
+    Route,
+    plain,
+    serve_connection,
+)
 from ._messages import Request
 from ._routes import BuiltinRoutes
 
@@ -178,26 +191,38 @@ class Server:
         Returns:
             How many connections were told to close.
         """
-        return sum(conn._cancel_idle_wait() for conn in list(self._idle))
+        return sum(conn.close_if_idle() for conn in list(self._idle))
 
-    # -- used by the connections ---------------------------------------------
+    # -- the ConnectionHost interface, called by the connections ---------------
 
-    def _resolve(self, path: str) -> Route:
+    def resolve(self, path: str) -> Route:
+        """Return the route for ``path``: a user route, else a built-in one."""
         route = self._routes.get(path)
         return route if route is not None else self._builtins.resolve(path)
 
-    def _record_request(self, request: Request) -> None:
+    def record_request(self, request: Request) -> None:
+        """Count ``request`` (and keep it, unless ``record_requests=False``)."""
         self.request_count += 1
         if self._record_requests:
             self.requests.append(request)
         self._changes.unpark_all()
 
-    def _record_error(self, exc: Exception) -> None:
+    def record_error(self, exc: Exception) -> None:
+        """Add ``exc`` to :attr:`errors` and log it."""
         self.errors.append(exc)
         _log.error("trio_pool.testing: handler failed", exc_info=exc)
         self._changes.unpark_all()
 
-    def _forget(self, conn: RawConnection) -> None:
+    def connection_idle(self, conn: RawConnection) -> None:
+        """Expose ``conn`` to :meth:`close_idle_connections`."""
+        self._idle.add(conn)
+
+    def connection_busy(self, conn: RawConnection) -> None:
+        """Stop exposing ``conn`` to :meth:`close_idle_connections`."""
+        self._idle.discard(conn)
+
+    def connection_closed(self, conn: RawConnection) -> None:
+        """Stop counting ``conn`` as open (or idle)."""
         self._open.discard(conn)
         self._idle.discard(conn)
         self._changes.unpark_all()
@@ -226,15 +251,7 @@ class Server:
                 conn = RawConnection(self, stream, self._connections_opened)
                 self._open.add(conn)
                 self._changes.unpark_all()
-                nursery.start_soon(self._serve_connection, conn)
-
-    async def _serve_connection(self, conn: RawConnection) -> None:
-        try:
-            await conn._serve()
-        except Exception as exc:  # pragma: no cover - a bug in the server itself
-            self._record_error(exc)
-        finally:
-            await conn._abort()
+                nursery.start_soon(serve_connection, conn)
 
 
 @asynccontextmanager
