@@ -5,6 +5,7 @@ Every public name lives in a private module and is re-exported here.
 
 from __future__ import annotations
 
+from ._environ import EnvironmentProxyManager, proxy_from_environment
 from ._exceptions import (
     BodyNotHttplibCompatible,
     ClosedPoolError,
@@ -69,6 +70,7 @@ __all__ = [
     "DecodeError",
     "DependencyWarning",
     "EmptyPoolError",
+    "EnvironmentProxyManager",
     "FullPoolError",
     "HTTPConnectionPool",
     "HTTPError",
@@ -119,6 +121,7 @@ __all__ = [
     "encode_multipart_formdata",
     "make_headers",
     "parse_url",
+    "proxy_from_environment",
     "proxy_from_url",
     "request",
 ]

@@ -1,0 +1,352 @@
+"""Proxies from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``), opt-in.
+
+Nothing else in trio_pool looks at the environment: only
+:func:`proxy_from_environment` / :class:`EnvironmentProxyManager`, and only
+once, when the manager is made, so that a manager routes the same way for its
+whole life whatever the process does to ``os.environ`` later.
+
+The variables are read by the standard library's
+``urllib.request.getproxies_environment()`` (any case; a lowercase variable
+wins over its uppercase twin, and an empty lowercase one removes it; under CGI,
+uppercase ``HTTP_PROXY`` is ignored) and ``NO_PROXY`` is applied by
+``urllib.request.proxy_bypass_environment()``. Python's version does not match
+IP addresses against networks, so :func:`bypasses_proxy` adds that: a
+``NO_PROXY`` entry that is an IP address or a CIDR network (``10.0.0.0/8``,
+``::1``, ``[fd00::]/8``) bypasses the proxy for URLs whose host is an IP
+literal inside it.
+
+Routing is decided per origin, in ``connection_from_host``, which
+``PoolManager.urlopen`` also uses for every redirect: a redirect from a
+proxied host to a ``NO_PROXY`` one goes direct. The manager owns one child
+manager per route (direct, and one per proxy URL), all running their pools in
+the manager's own nursery.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+from ._exceptions import ClosedPoolError, LocationValueError, ProxySchemeUnknown
+from ._https import HTTPSConnectionPool
+from ._pool import HTTPConnectionPool
+from ._poolmanager import (
+    ManagerStatistics,
+    PoolKey,
+    PoolManager,
+    ProxyManager,
+    SOCKSProxyManager,
+)
+from ._url import parse_url
+
+__all__ = [
+    "EnvironmentProxyManager",
+    "bypasses_proxy",
+    "proxy_from_environment",
+    "read_proxy_environment",
+    "select_proxy",
+]
+
+_log = logging.getLogger("trio_pool.environ")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HTTP_PROXY_SCHEMES = frozenset({"http", "https"})
+_SOCKS_SCHEMES = frozenset({"socks4", "socks4a", "socks5", "socks5h"})
+#: The keys of a proxies mapping that name a proxy for trio_pool's schemes.
+_PROXY_KEYS = ("http", "https", "all")
+
+
+# -- the routing decision (pure) ------------------------------------------------
+
+
+def read_proxy_environment() -> dict[str, str]:
+    """The proxy variables of ``os.environ``, as the standard library reads them.
+
+    Returns:
+        ``urllib.request.getproxies_environment()``: a dict from a lowercase
+        scheme (``"http"``, ``"https"``, ``"all"``, ...) or ``"no"`` to the
+        variable's value.
+    """
+    return urllib.request.getproxies_environment()
+
+
+def normalize_proxy_url(url: str) -> str:
+    """A proxy URL with its scheme checked (``http://`` if it has none).
+
+    Raises:
+        ProxySchemeUnknown: not http, https, socks4, socks4a, socks5 or
+            socks5h, or no host.
+    """
+    url = url.strip()
+    if "://" not in url:
+        # "proxy:3128", as curl and requests read it.
+        url = f"http://{url}"
+    parsed = parse_url(url)
+    scheme = (parsed.scheme or "").lower()
+    if scheme not in _HTTP_PROXY_SCHEMES | _SOCKS_SCHEMES or not parsed.host:
+        raise ProxySchemeUnknown(scheme or url)
+    return parsed._replace(scheme=scheme).url
+
+
+def _netloc(host: str, port: int | None) -> str:
+    """``host:port`` as ``urllib.request`` hands it to ``proxy_bypass``."""
+    host = host.lower().strip("[]")
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None else f"{host}:{port}"
+
+
+def _in_listed_network(host: str, no_proxy: str) -> bool:
+    """Whether ``host``, an IP literal, is in an address or network listed."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        entry = entry.strip().replace("[", "").replace("]", "")
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            continue
+        if address in network:
+            return True
+    return False
+
+
+def bypasses_proxy(proxies: Mapping[str, str], host: str, port: int | None) -> bool:
+    """Whether ``NO_PROXY`` (``proxies["no"]``) sends ``host`` direct.
+
+    The standard library's rules (``proxy_bypass_environment``): ``*`` on its
+    own matches everything; each comma-separated entry matches the host
+    itself and its subdomains, with or without a leading dot; an entry with
+    ``:port`` matches that port only. Plus IP addresses and CIDR networks for
+    IP-literal hosts (IPv6 with or without brackets).
+
+    Args:
+        proxies: a mapping as :func:`read_proxy_environment` returns.
+        host: the URL's host (IPv6 with or without brackets).
+        port: the URL's port; give the scheme's default if the URL has none,
+            so that ``host:80`` in ``NO_PROXY`` matches ``http://host/``.
+    """
+    no_proxy = proxies.get("no")
+    if not no_proxy:
+        return False
+    netloc = _netloc(host, port)
+    # Missing from typeshed, but public (and documented in its docstring).
+    stdlib_bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if stdlib_bypass(netloc, {"no": no_proxy}):
+        return True
+    return _in_listed_network(host, no_proxy)
+
+
+def select_proxy(
+    proxies: Mapping[str, str], scheme: str, host: str, port: int | None = None
+) -> str | None:
+    """The proxy URL for a target, or None to connect directly.
+
+    The scheme's own entry (``HTTP_PROXY`` for ``http://``, ``HTTPS_PROXY``
+    for ``https://``) wins over ``ALL_PROXY``; ``NO_PROXY`` then may send the
+    target direct.
+
+    Args:
+        proxies: a mapping as :func:`read_proxy_environment` returns.
+        scheme: the target's scheme.
+        host: the target's host.
+        port: the target's port; None means the scheme's default.
+
+    Raises:
+        ProxySchemeUnknown: the chosen proxy URL has a scheme trio_pool
+            cannot use.
+    """
+    scheme = scheme.lower()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    if bypasses_proxy(proxies, host, port or _DEFAULT_PORTS.get(scheme)):
+        return None
+    return normalize_proxy_url(proxy)
+
+
+def _redacted(url: str) -> str:
+    return parse_url(url)._replace(auth=None).url
+
+
+# -- the manager ------------------------------------------------------------------
+
+
+class EnvironmentProxyManager(PoolManager):
+    """A PoolManager that routes each origin as the environment's proxy
+    variables say: directly, through an HTTP(S) proxy (as
+    :class:`ProxyManager`) or through a SOCKS one (as
+    :class:`SOCKSProxyManager`).
+
+    The proxies are read once, here: later changes to ``os.environ`` do not
+    affect this manager. Use it as ``async with`` like any PoolManager.
+
+    Args:
+        num_pools: as for :class:`PoolManager`, for each route (direct, and
+            each proxy) separately.
+        headers: default request headers.
+        proxies: the proxy settings to use instead of the environment's, in
+            the shape of ``urllib.request.getproxies()`` (``{"http": url,
+            "https": url, "all": url, "no": "host,.domain,10.0.0.0/8"}``).
+        max_connections: a limit on connections in use across every route.
+        proxy_headers: headers for HTTP(S) proxies alone (not SOCKS ones).
+        proxy_ssl_context: the ``ssl.SSLContext`` for TLS to an ``https://``
+            proxy.
+        proxy_assert_hostname: as for :class:`ProxyManager`.
+        proxy_assert_fingerprint: as for :class:`ProxyManager`.
+        **connection_pool_kw: passed to each pool (``maxsize``, ``block``,
+            ``timeout``, ``retries``, TLS options for the targets, ...).
+
+    Raises:
+        TypeError: an unknown keyword argument.
+        ProxySchemeUnknown: a proxy URL trio_pool cannot use.
+    """
+
+    def __init__(
+        self,
+        num_pools: int = 10,
+        headers: Any = None,
+        *,
+        proxies: Mapping[str, str] | None = None,
+        max_connections: int | None = None,
+        proxy_headers: Any = None,
+        proxy_ssl_context: Any = None,
+        proxy_assert_hostname: str | bool | None = None,
+        proxy_assert_fingerprint: str | None = None,
+        **connection_pool_kw: Any,
+    ) -> None:
+        super().__init__(
+            num_pools, headers, max_connections=max_connections, **connection_pool_kw
+        )
+        # Pools are made on first use; make one now so that a misspelt
+        # option is a TypeError here rather than at the first request.
+        HTTPSConnectionPool("localhost", **connection_pool_kw)
+        self.proxies: dict[str, str] = dict(
+            read_proxy_environment() if proxies is None else proxies
+        )
+        self._proxy_kw: dict[str, Any] = {
+            "proxy_headers": proxy_headers,
+            "proxy_ssl_context": proxy_ssl_context,
+            "proxy_assert_hostname": proxy_assert_hostname,
+            "proxy_assert_fingerprint": proxy_assert_fingerprint,
+        }
+        self._routes: dict[str | None, PoolManager] = {None: self._child(None)}
+        for name in _PROXY_KEYS:
+            if self.proxies.get(name):
+                url = normalize_proxy_url(self.proxies[name])
+                if url not in self._routes:
+                    self._routes[url] = self._child(url)
+        _log.debug(
+            "proxies from the environment: %s; no_proxy=%r",
+            {k: _redacted(v) for k, v in self._routes_by_key().items()},
+            self.proxies.get("no"),
+        )
+
+    def _routes_by_key(self) -> dict[str, str]:
+        return {
+            name: normalize_proxy_url(self.proxies[name])
+            for name in _PROXY_KEYS
+            if self.proxies.get(name)
+        }
+
+    def _child(self, proxy_url: str | None) -> PoolManager:
+        """The manager for one route, sharing this one's global limit."""
+        kw = self.connection_pool_kw
+        child: PoolManager
+        if proxy_url is None:
+            child = PoolManager(self.num_pools, **kw)
+        elif parse_url(proxy_url).scheme in _SOCKS_SCHEMES:
+            child = SOCKSProxyManager(proxy_url, num_pools=self.num_pools, **kw)
+        else:
+            child = ProxyManager(
+                proxy_url, num_pools=self.num_pools, **self._proxy_kw, **kw
+            )
+        child._global_limiter = self._global_limiter
+        return child
+
+    def __repr__(self) -> str:
+        routes = ", ".join(
+            f"{name}={_redacted(url)}" for name, url in self._routes_by_key().items()
+        )
+        return f"{type(self).__name__}({routes or 'direct'})"
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy ``url`` goes through (credentials left out), or None
+        if it goes direct."""
+        parsed = parse_url(url)
+        if not parsed.host:
+            raise LocationValueError(f"URL has no host: {url!r}")
+        proxy = select_proxy(
+            self.proxies, parsed.scheme or "http", parsed.host, parsed.port
+        )
+        return None if proxy is None else _redacted(proxy)
+
+    def _route(self, scheme: str, host: str, port: int | None) -> PoolManager:
+        if self._closed or self._nursery is None:
+            raise ClosedPoolError(
+                self, "PoolManager is not open: use it inside `async with`"
+            )
+        child = self._routes[select_proxy(self.proxies, scheme, host, port)]
+        if child._nursery is None:
+            child._attach(self._nursery)
+        return child
+
+    def connection_from_host(
+        self,
+        host: str | None,
+        port: int | None = None,
+        scheme: str | None = "http",
+        pool_kwargs: Mapping[str, Any] | None = None,
+    ) -> HTTPConnectionPool:
+        """The pool for an origin, from the route the environment gives it.
+
+        Redirects are routed here too, so each hop is routed afresh.
+        """
+        if not host:
+            raise LocationValueError("No host specified.")
+        scheme = (scheme or "http").lower()
+        child = self._route(scheme, host, port)
+        return child.connection_from_host(host, port, scheme, pool_kwargs)
+
+    def connection_from_pool_key(
+        self, key: PoolKey, pool_kwargs: Mapping[str, Any] | None = None
+    ) -> HTTPConnectionPool:
+        """The pool for ``key``, on the route its origin takes."""
+        child = self._route(key.scheme, key.host, key.port)
+        if type(child) is PoolManager:
+            return child.connection_from_pool_key(key, pool_kwargs)
+        # A proxy manager keys its pools its own way (by proxy, for
+        # forwarded targets).
+        return child.connection_from_host(key.host, key.port, key.scheme, pool_kwargs)
+
+    def clear(self) -> None:
+        """Close every pool of every route."""
+        super().clear()
+        for child in self._routes.values():
+            child.clear()
+
+    def statistics(self) -> ManagerStatistics:
+        """Totals over the pools of every route."""
+        parts = [super().statistics()]
+        parts += [child.statistics() for child in self._routes.values()]
+        return ManagerStatistics(
+            pools=sum(s.pools for s in parts),
+            idle=sum(s.idle for s in parts),
+            in_use=sum(s.in_use for s in parts),
+            waiting=sum(s.waiting for s in parts),
+            created=sum(s.created for s in parts),
+            reused=sum(s.reused for s in parts),
+            dropped=sum(s.dropped for s in parts),
+        )
+
+
+def proxy_from_environment(**kw: Any) -> EnvironmentProxyManager:
+    """A manager that honours ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``
+    and ``NO_PROXY`` as read now (see :class:`EnvironmentProxyManager`)."""
+    return EnvironmentProxyManager(**kw)
