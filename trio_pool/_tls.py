@@ -28,6 +28,7 @@ import ipaddress
 import os
 import ssl
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
@@ -42,6 +43,7 @@ __all__ = [
     "match_hostname",
     "normalize_fingerprint",
     "resolve_cert_reqs",
+    "resolve_ssl_version",
     "resolve_tls_version",
     "tls_hostname",
 ]
@@ -119,6 +121,83 @@ def resolve_tls_version(name: str, value: object) -> ssl.TLSVersion | None:
         except ValueError:
             pass
     raise ValueError(f"{name} must be an ssl.TLSVersion; got {value!r}")
+
+
+def _protocol_versions() -> dict[str, ssl.TLSVersion | None]:
+    # The deprecated ssl_version values, by name: the negotiating protocols
+    # set no limit, a fixed one pins both ends of the range. Looked up with
+    # getattr because newer Pythons may drop the old constants.
+    versions: dict[str, ssl.TLSVersion | None] = {
+        "PROTOCOL_TLS": None,
+        "PROTOCOL_SSLv23": None,
+        "PROTOCOL_TLS_CLIENT": None,
+    }
+    for version in ("TLSv1", "TLSv1_1", "TLSv1_2"):
+        if hasattr(ssl, "PROTOCOL_" + version):
+            versions["PROTOCOL_" + version] = ssl.TLSVersion[version]
+    return versions
+
+
+_PROTOCOL_VERSIONS: Final = _protocol_versions()
+
+
+def resolve_ssl_version(candidate: object) -> ssl.TLSVersion | None:
+    """The TLS version a deprecated ``ssl_version`` option pins, if any.
+
+    Args:
+        candidate: None, an ``ssl.PROTOCOL_*`` constant (or its integer
+            value), or its name with or without the ``PROTOCOL_`` prefix
+            (``"PROTOCOL_TLSv1_2"``, ``"TLSv1_2"``).
+
+    Returns:
+        None for None, ``PROTOCOL_TLS`` and ``PROTOCOL_TLS_CLIENT``, which
+        negotiate and so limit nothing; otherwise the one version that
+        ``PROTOCOL_TLSv1``, ``_TLSv1_1`` or ``_TLSv1_2`` stands for.
+
+    Raises:
+        ValueError: not one of those protocols (a server-side or unknown one).
+    """
+    if candidate is None:
+        return None
+    name: str | None = None
+    if isinstance(candidate, str):
+        name = candidate.strip()
+        if not name.startswith("PROTOCOL_"):
+            name = "PROTOCOL_" + name
+    elif isinstance(candidate, int) and not isinstance(candidate, bool):
+        name = next(
+            (n for n in _PROTOCOL_VERSIONS if getattr(ssl, n) == candidate), None
+        )
+    if name is not None and name in _PROTOCOL_VERSIONS:
+        return _PROTOCOL_VERSIONS[name]
+    raise ValueError(
+        f"Unknown ssl_version {candidate!r}: use ssl_minimum_version and "
+        "ssl_maximum_version (ssl.TLSVersion) instead"
+    )
+
+
+def _versions_from_ssl_version(
+    ssl_version: object,
+    minimum: ssl.TLSVersion | None,
+    maximum: ssl.TLSVersion | None,
+) -> tuple[ssl.TLSVersion | None, ssl.TLSVersion | None]:
+    """The version range once a deprecated ``ssl_version`` is applied."""
+    pinned = resolve_ssl_version(ssl_version)
+    if pinned is None:
+        return minimum, maximum
+    if minimum is not None or maximum is not None:
+        raise ValueError(
+            "ssl_version cannot be combined with ssl_minimum_version or "
+            "ssl_maximum_version; use only the latter two"
+        )
+    # Caller's code -> HTTPSConnectionPool -> from_options -> here.
+    warnings.warn(
+        "The ssl_version option is deprecated (as in urllib3, which will drop "
+        "it in 3.0); use ssl_minimum_version instead",
+        FutureWarning,
+        stacklevel=4,
+    )
+    return pinned, pinned
 
 
 def _check_version_range(
@@ -212,10 +291,23 @@ def create_context(
     context.hostname_checks_common_name = False
     _set_verification(context, cert_reqs, check_hostname)
     context.set_alpn_protocols(list(ALPN_PROTOCOLS))
-    keylog = os.environ.get("SSLKEYLOGFILE")
+    keylog = _keylog_path()
     if keylog:
         context.keylog_filename = keylog
     return context
+
+
+def _keylog_path() -> str | None:
+    """Where ``SSLKEYLOGFILE`` asks for the TLS secrets, expanded; or None.
+
+    Shells do not expand a value they did not parse (``export
+    SSLKEYLOGFILE='~/keys.log'``, or one set from a config file), so ``$VAR``
+    and ``~`` are expanded here rather than naming a file literally.
+    """
+    value = os.environ.get("SSLKEYLOGFILE")
+    if not value:
+        return None
+    return os.path.expanduser(os.path.expandvars(value))
 
 
 def _set_verification(
@@ -241,9 +333,12 @@ def _new_context(
     shareable: bool,
 ) -> ssl.SSLContext:
     if certifi_roots and shareable:
-        keylog = os.environ.get("SSLKEYLOGFILE") or None
         return _shared_certifi_context(
-            verify_mode, check_hostname, minimum_version, maximum_version, keylog
+            verify_mode,
+            check_hostname,
+            minimum_version,
+            maximum_version,
+            _keylog_path(),
         )
     context = create_context(
         verify_mode,
@@ -327,18 +422,23 @@ def check_fingerprint(cert: bytes | None, fingerprint: str) -> None:
         )
 
 
-def match_hostname(cert: Mapping[str, Any] | None, hostname: str) -> None:
+def match_hostname(
+    cert: Mapping[str, Any] | None, hostname: str, *, common_name: bool = False
+) -> None:
     """Check a verified peer certificate's subjectAltName against a name.
 
     The rules are OpenSSL's (as ``check_hostname`` applies them): DNS names
     compare case-insensitively, a ``*`` may stand for the whole leftmost
     label only (and not right before a single-label suffix such as
-    ``*.com``), an IP address matches only an IP address entry, and the
-    subject's commonName is never used.
+    ``*.com``), and an IP address matches only an IP address entry. The
+    subject's commonName is used only if ``common_name`` is set, for a DNS
+    name, and when the certificate has no DNS or IP address entry at all
+    (as urllib3 does for a context with ``hostname_checks_common_name``).
 
     Args:
         cert: ``getpeercert()`` of a verified connection.
         hostname: the name or IP address to look for.
+        common_name: fall back to the commonName as just described.
 
     Raises:
         ssl.SSLCertVerificationError: no entry matches; its
@@ -357,6 +457,8 @@ def match_hostname(cert: Mapping[str, Any] | None, hostname: str) -> None:
     else:
         if any(kind == "DNS" and _dns_match(value, host) for kind, value in entries):
             return
+        if common_name and _common_name_matches(cert or {}, entries, host):
+            return
         what = "Hostname"
     error = ssl.SSLCertVerificationError(
         f"{what} mismatch, certificate is not valid for {host!r}."
@@ -364,6 +466,18 @@ def match_hostname(cert: Mapping[str, Any] | None, hostname: str) -> None:
     error.verify_message = error.args[0]
     error.verify_code = _X509_V_ERR_HOSTNAME_MISMATCH
     raise error
+
+
+def _common_name_matches(cert: Mapping[str, Any], entries: Any, host: str) -> bool:
+    # A name in the subjectAltName, even of the other kind, means the issuer
+    # chose the SAN: the commonName is then only a label.
+    if any(kind in ("DNS", "IP Address") for kind, _ in entries):
+        return False
+    return any(
+        key == "commonName" and _dns_match(value, host)
+        for rdn in cert.get("subject", ())
+        for key, value in rdn
+    )
 
 
 def _dns_match(pattern: str, host: str) -> bool:
@@ -390,11 +504,16 @@ class TLSConfig:
         assert_hostname: a name to verify instead of the server's, False to
             skip the name check (the chain is still verified), or None.
         fingerprint: a pinned certificate digest (normalised hex), or None.
+        user_context: ``context`` is the caller's ``ssl_context``, not one
+            built here: only then may our own name check fall back to the
+            commonName, if the context's ``hostname_checks_common_name``
+            asks for it.
     """
 
     context: ssl.SSLContext
     assert_hostname: AssertHostname = None
     fingerprint: str | None = None
+    user_context: bool = False
 
     @property
     def verified(self) -> bool:
@@ -417,6 +536,7 @@ class TLSConfig:
         ssl_maximum_version: ssl.TLSVersion | None = None,
         assert_hostname: AssertHostname = None,
         assert_fingerprint: str | None = None,
+        ssl_version: int | str | None = None,
     ) -> TLSConfig:
         """Validate an HTTPS pool's TLS options and build its context.
 
@@ -426,13 +546,21 @@ class TLSConfig:
         an explicit ``cert_reqs`` sets its verify mode, ``ca_*`` and
         ``cert_file`` are loaded into it, ALPN is set, and ``assert_hostname``
         or ``assert_fingerprint`` turn its ``check_hostname`` off (the pool
-        then checks names itself). Without ``ssl_context`` and without any
-        ``ca_*`` option, the peer is verified against certifi's roots.
+        then checks names itself, honouring the context's
+        ``hostname_checks_common_name``). Without ``ssl_context`` and without
+        any ``ca_*`` option, the peer is verified against certifi's roots.
+
+        ``ssl_version`` is urllib3's deprecated spelling of a version range:
+        ``PROTOCOL_TLS``/``PROTOCOL_TLS_CLIENT`` limit nothing, and
+        ``PROTOCOL_TLSv1_2`` (say) allows TLS 1.2 only, with a
+        ``FutureWarning``. Like the two version options it is ignored (though
+        checked) when ``ssl_context`` is given.
 
         Raises:
             TypeError: ``ssl_context`` is not an ``ssl.SSLContext``.
             ValueError: an option is malformed or they contradict each other
-                (e.g. ``key_file`` without ``cert_file``).
+                (e.g. ``key_file`` without ``cert_file``, or ``ssl_version``
+                pinning a version together with ``ssl_minimum_version``).
             SSLError: a CA, certificate or key file cannot be read or loaded,
                 or the key is encrypted and ``key_password`` is missing.
         """
@@ -444,6 +572,10 @@ class TLSConfig:
         )
         minimum = resolve_tls_version("ssl_minimum_version", ssl_minimum_version)
         maximum = resolve_tls_version("ssl_maximum_version", ssl_maximum_version)
+        if ssl_context is None:
+            minimum, maximum = _versions_from_ssl_version(ssl_version, minimum, maximum)
+        else:
+            resolve_ssl_version(ssl_version)
         _check_version_range(minimum, maximum)
         # We check names ourselves when OpenSSL cannot: another name than SNI,
         # none at all, or a pin standing in for the name.
@@ -463,7 +595,9 @@ class TLSConfig:
             )
         _load_trust(context, ca_certs, ca_cert_dir, ca_cert_data)
         _load_client_cert(context, cert_file, key_file, key_password)
-        return cls(context, assert_hostname, fingerprint)
+        return cls(
+            context, assert_hostname, fingerprint, user_context=ssl_context is not None
+        )
 
     def verify_peer(self, getpeercert: GetPeerCert, hostname: str) -> None:
         """Check the peer after a handshake, before anything is sent.
@@ -485,7 +619,16 @@ class TLSConfig:
             and not self.context.check_hostname
             and self.assert_hostname is not False
         ):
-            match_hostname(getpeercert(False), self.assert_hostname or hostname)
+            # Ours never use the commonName; some Pythons (PyPy) report True
+            # for hostname_checks_common_name whatever it was set to.
+            common_name = self.user_context and bool(
+                getattr(self.context, "hostname_checks_common_name", False)
+            )
+            match_hostname(
+                getpeercert(False),
+                self.assert_hostname or hostname,
+                common_name=common_name,
+            )
 
 
 def _validate(

@@ -6,6 +6,7 @@ Handshakes, where a test needs a real peer certificate, run between two
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import ssl
 from pathlib import Path
@@ -14,9 +15,13 @@ from typing import Any
 import certifi
 import pytest
 import trustme
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 from trio_pool import SSLError
+from trio_pool._exceptions import translate_errors
 from trio_pool._tls import (
     TLSConfig,
     check_fingerprint,
@@ -24,6 +29,7 @@ from trio_pool._tls import (
     match_hostname,
     normalize_fingerprint,
     resolve_cert_reqs,
+    resolve_ssl_version,
     resolve_tls_version,
     tls_hostname,
 )
@@ -535,3 +541,254 @@ def test_verify_peer_fingerprint_replaces_name_check(ca: Any, leaf: Any) -> None
     client = handshake(other.context, server_context(leaf), "example.org")
     with pytest.raises(SSLError, match=f'got "{digest}"'):
         other.verify_peer(client.getpeercert, "example.org")
+
+
+# -- urllib3 compatibility: ssl_version, SSLKEYLOGFILE, commonName, messages ----
+
+
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        (None, None),
+        (ssl.PROTOCOL_TLS, None),
+        (ssl.PROTOCOL_TLS_CLIENT, None),
+        ("PROTOCOL_TLS", None),
+        ("TLS_CLIENT", None),
+        ("PROTOCOL_SSLv23", None),
+        (int(ssl.PROTOCOL_TLSv1_2), ssl.TLSVersion.TLSv1_2),
+        (ssl.PROTOCOL_TLSv1_2, ssl.TLSVersion.TLSv1_2),
+        ("PROTOCOL_TLSv1_2", ssl.TLSVersion.TLSv1_2),
+        ("TLSv1_1", ssl.TLSVersion.TLSv1_1),
+        (ssl.PROTOCOL_TLSv1, ssl.TLSVersion.TLSv1),
+    ],
+)
+def test_resolve_ssl_version(candidate: Any, expected: Any) -> None:
+    assert resolve_ssl_version(candidate) is expected
+
+
+@pytest.mark.parametrize(
+    "candidate", [ssl.PROTOCOL_TLS_SERVER, "SSLv3", "TLSv1_3", "", 99, True, 2.0]
+)
+def test_resolve_ssl_version_rejects(candidate: Any) -> None:
+    with pytest.raises(ValueError, match="Unknown ssl_version"):
+        resolve_ssl_version(candidate)
+
+
+def test_ssl_version_pins_the_version_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match="ssl_version option is deprecated"):
+        config = TLSConfig.from_options(ssl_version="PROTOCOL_TLSv1_2")
+    context = config.context
+    assert context.minimum_version == context.maximum_version == ssl.TLSVersion.TLSv1_2
+    assert context.check_hostname
+    assert ca_count(context) > 10  # still certifi's roots
+
+
+@pytest.mark.parametrize("negotiating", [ssl.PROTOCOL_TLS, ssl.PROTOCOL_TLS_CLIENT])
+def test_ssl_version_that_negotiates_changes_nothing(negotiating: Any) -> None:
+    # No warning (filterwarnings = error would fail the test), no limits.
+    config = TLSConfig.from_options(
+        ssl_version=negotiating, ssl_minimum_version=ssl.TLSVersion.TLSv1_3
+    )
+    assert config.context.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert config.context.maximum_version == ssl.TLSVersion.MAXIMUM_SUPPORTED
+    plain = TLSConfig.from_options(ssl_version=negotiating)
+    assert plain.context is TLSConfig.from_options().context
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        {"ssl_minimum_version": ssl.TLSVersion.TLSv1_2},
+        {"ssl_maximum_version": ssl.TLSVersion.TLSv1_3},
+    ],
+)
+def test_ssl_version_conflicts_with_version_range(limit: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="ssl_version cannot be combined"):
+        TLSConfig.from_options(ssl_version=ssl.PROTOCOL_TLSv1_2, **limit)
+
+
+def test_ssl_version_is_ignored_with_a_context() -> None:
+    own = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # As urllib3: the caller's context decides, and no warning is given.
+    config = TLSConfig.from_options(ssl_context=own, ssl_version="TLSv1_2")
+    assert config.context.maximum_version == ssl.TLSVersion.MAXIMUM_SUPPORTED
+    with pytest.raises(ValueError, match="Unknown ssl_version"):
+        TLSConfig.from_options(ssl_context=own, ssl_version="SSLv2")
+
+
+def test_keylog_file_is_expanded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TP_KEYLOG_DIR", str(tmp_path / "logs"))
+    (tmp_path / "logs").mkdir()
+    monkeypatch.setenv("SSLKEYLOGFILE", "${TP_KEYLOG_DIR}/keys.log")
+    assert create_context().keylog_filename == str(tmp_path / "logs" / "keys.log")
+    shared = TLSConfig.from_options().context
+    assert shared.keylog_filename == str(tmp_path / "logs" / "keys.log")
+    monkeypatch.setenv("SSLKEYLOGFILE", "~/home.log")
+    assert create_context().keylog_filename == str(tmp_path / "home.log")
+    # A changed variable gives another shared context, not the old file.
+    assert TLSConfig.from_options().context.keylog_filename == str(
+        tmp_path / "home.log"
+    )
+
+
+def issue_cn_only(ca: Any, common_name: str, directory: Path) -> tuple[Path, Path]:
+    """A certificate from ``ca`` naming its host in the commonName only.
+
+    trustme always adds a subjectAltName, so this one is built by hand.
+    Returns the paths of the certificate (PEM) and of its private key.
+    """
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    issuer_key = serialization.load_pem_private_key(
+        ca.private_key_pem.bytes(), password=None
+    )
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        .add_extension(ski, False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            False,
+        )
+        .sign(issuer_key, hashes.SHA256())
+    )
+    cert_path = directory / f"{common_name}-cn-only.pem"
+    key_path = directory / f"{common_name}-cn-only.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def cn_only_server(ca: Any, common_name: str, directory: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*issue_cn_only(ca, common_name, directory))
+    return context
+
+
+def subject(common_name: str, *entries: tuple[str, str]) -> dict[str, Any]:
+    cert: dict[str, Any] = {"subject": ((("commonName", common_name),),)}
+    if entries:
+        cert["subjectAltName"] = entries
+    return cert
+
+
+def test_common_name_when_asked_and_no_san() -> None:
+    match_hostname(subject("example.org"), "EXAMPLE.org", common_name=True)
+    match_hostname(subject("*.example.org"), "www.example.org", common_name=True)
+    cases = [
+        (subject("example.org"), "other.org"),
+        # Any DNS or IP entry in the SAN rules the commonName out.
+        (subject("example.org", ("DNS", "other.org")), "example.org"),
+        (subject("example.org", ("IP Address", "127.0.0.1")), "example.org"),
+        # An address is never looked for in the commonName.
+        (subject("127.0.0.1"), "127.0.0.1"),
+    ]
+    for cert, host in cases:
+        with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+            match_hostname(cert, host, common_name=True)
+    # Other kinds of entry do not count as names.
+    email = subject("example.org", ("email", "a@example.org"))
+    match_hostname(email, "example.org", common_name=True)
+
+
+def _cn_context(ca: Any, checks_common_name: bool) -> ssl.SSLContext:
+    own = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    own.load_verify_locations(cadata=der_of_ca(ca))
+    own.hostname_checks_common_name = checks_common_name
+    return own
+
+
+def test_assert_hostname_honours_contexts_common_name_setting(
+    ca: Any, tmp_path: Path
+) -> None:
+    server = cn_only_server(ca, "cn.example", tmp_path)
+    config = TLSConfig.from_options(
+        ssl_context=_cn_context(ca, True), assert_hostname="cn.example"
+    )
+    client = handshake(config.context, server, "127.0.0.1")
+    config.verify_peer(client.getpeercert, "127.0.0.1")
+    strict = TLSConfig.from_options(
+        ssl_context=_cn_context(ca, False), assert_hostname="cn.example"
+    )
+    client = handshake(strict.context, server, "127.0.0.1")
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        strict.verify_peer(client.getpeercert, "127.0.0.1")
+
+
+def test_own_contexts_never_use_the_common_name(ca: Any, tmp_path: Path) -> None:
+    config = TLSConfig.from_options(
+        ca_cert_data=der_of_ca(ca), assert_hostname="cn.example"
+    )
+    assert not config.user_context
+    client = handshake(config.context, cn_only_server(ca, "cn.example", tmp_path), "x")
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        config.verify_peer(client.getpeercert, "x")
+
+
+class _PoolLike:
+    host = "example.org"
+    port = None
+    default_port = 443
+
+
+def _ssl_message(error: Exception, phase: str, **kw: Any) -> str:
+    with pytest.raises(SSLError) as info, translate_errors(phase, **kw):
+        raise error
+    assert info.value.__cause__ is error
+    return str(info.value)
+
+
+def test_ssl_error_message_says_what_failed_and_with_whom() -> None:
+    verify = ssl.SSLCertVerificationError(
+        1,
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+        "unable to get local issuer certificate (_ssl.c:1006)",
+    )
+    verify.reason = "CERTIFICATE_VERIFY_FAILED"
+    verify.verify_message = "unable to get local issuer certificate"
+    pool = _PoolLike()
+    assert _ssl_message(verify, "connect", pool=pool, host=pool.host) == (
+        "TLS handshake with example.org:443 failed: "
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+        "unable to get local issuer certificate (_ssl.c:1006)"
+    )
+    # A proxy's handshake: the host is the proxy's, the pool's port is not.
+    assert _ssl_message(verify, "connect", pool=pool, host="proxy.test").startswith(
+        "TLS handshake with proxy.test failed: [SSL: CERTIFICATE_VERIFY_FAILED]"
+    )
+    bad_record = ssl.SSLError(1, "[SSL: BAD_RECORD_MAC] bad record mac")
+    assert _ssl_message(bad_record, "receive", pool=pool) == (
+        "TLS error on the connection to example.org:443: "
+        "[SSL: BAD_RECORD_MAC] bad record mac"
+    )
+
+
+def test_ssl_error_message_from_one_argument_and_ipv6() -> None:
+    mismatch = ssl.SSLCertVerificationError("Hostname mismatch, not valid for 'x'.")
+    assert _ssl_message(mismatch, "connect", host="::1") == (
+        "TLS handshake with [::1] failed: Hostname mismatch, not valid for 'x'."
+    )
+    bare = ssl.SSLCertVerificationError("certificate verify failed")
+    bare.verify_message = "certificate has expired"
+    assert _ssl_message(bare, "connect") == (
+        "TLS handshake with the server failed: certificate verify failed: "
+        "certificate has expired"
+    )
