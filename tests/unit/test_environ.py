@@ -18,9 +18,14 @@ import trio_pool
 from trio_pool import (
     ClosedPoolError,
     EnvironmentProxyManager,
+    HTTPConnectionPool,
+    PoolManager,
+    ProxyManager,
     ProxySchemeUnknown,
     Retry,
+    SOCKSProxyManager,
     Timeout,
+    parse_url,
     proxy_from_environment,
 )
 from trio_pool._environ import (
@@ -29,7 +34,6 @@ from trio_pool._environ import (
     read_proxy_environment,
     select_proxy,
 )
-from trio_pool._proxy import HTTPProxyConfig, SOCKSProxyConfig
 
 HTTP = "http://proxy.test:3128"
 HTTPS = "http://tunnel.test:8080"
@@ -306,19 +310,27 @@ def test_usual_pool_manager_options_are_accepted() -> None:
 # -- the manager: routing, without I/O --------------------------------------------
 
 
+def route_of(http: EnvironmentProxyManager, pool: HTTPConnectionPool) -> str | None:
+    """The proxy URL of the route (child manager) holding ``pool``."""
+    (route,) = [
+        url for url, child in http._routes.items() if pool in child.pools.values()
+    ]
+    return route
+
+
 async def test_routes_pick_pools_of_the_right_kind() -> None:
     proxies = {**EVERY, "no": "direct.test,10.0.0.0/8"}
     async with EnvironmentProxyManager(proxies=proxies, maxsize=2) as http:
         # http:// through an HTTP proxy: the forwarding pool to the proxy.
         forwarded = http.connection_from_url("http://a.example/x")
         assert (forwarded.host, forwarded.port) == ("proxy.test", 3128)
-        assert forwarded._forward
         assert forwarded.maxsize == 2
+        assert route_of(http, forwarded) == HTTP
         # https:// through an HTTP proxy: a tunnelling pool per target.
         tunnel = http.connection_from_url("https://a.example/")
         assert (tunnel.scheme, tunnel.host, tunnel.port) == ("https", "a.example", 443)
-        assert isinstance(tunnel._proxy, HTTPProxyConfig)
-        assert tunnel._proxy.url.host == "tunnel.test"
+        assert route_of(http, tunnel) == HTTPS
+        assert isinstance(http._routes[HTTPS], ProxyManager)
         # NO_PROXY: direct pools.
         for url in (
             "http://direct.test/",
@@ -326,16 +338,18 @@ async def test_routes_pick_pools_of_the_right_kind() -> None:
             "http://10.2.3.4/",
         ):
             direct = http.connection_from_url(url)
-            assert direct._proxy is None, url
-            assert not direct._forward
+            assert route_of(http, direct) is None, url
+            assert parse_url(url).host == direct.host
+        assert type(http._routes[None]) is PoolManager
         assert http.statistics().pools == 5
 
 
 async def test_socks_proxy_from_all_proxy() -> None:
     async with EnvironmentProxyManager(proxies={"all": ALL}) as http:
+        assert isinstance(http._routes[ALL], SOCKSProxyManager)
         for url in ("http://a.example/", "https://a.example/"):
             pool = http.connection_from_url(url)
-            assert isinstance(pool._proxy, SOCKSProxyConfig), url
+            assert route_of(http, pool) == ALL, url
             assert pool.host == "a.example"
 
 
