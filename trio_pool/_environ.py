@@ -31,7 +31,12 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from ._exceptions import ClosedPoolError, LocationValueError, ProxySchemeUnknown
+from ._exceptions import (
+    ClosedPoolError,
+    LocationParseError,
+    LocationValueError,
+    ProxySchemeUnknown,
+)
 from ._https import HTTPSConnectionPool
 from ._pool import HTTPConnectionPool
 from ._poolmanager import (
@@ -117,6 +122,19 @@ def _in_listed_network(host: str, no_proxy: str) -> bool:
     return False
 
 
+def _idna(name: str) -> str:
+    """A non-ASCII host (``host:port`` too) in the IDNA form URL hosts get."""
+    if name.isascii():
+        return name
+    try:
+        parsed = parse_url(f"http://{name.lstrip('.')}/")
+    except LocationParseError:
+        return name
+    if not parsed.host:
+        return name
+    return parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
+
+
 def bypasses_proxy(proxies: Mapping[str, str], host: str, port: int | None) -> bool:
     """Whether ``NO_PROXY`` (``proxies["no"]``) sends ``host`` direct.
 
@@ -135,7 +153,10 @@ def bypasses_proxy(proxies: Mapping[str, str], host: str, port: int | None) -> b
     no_proxy = proxies.get("no")
     if not no_proxy:
         return False
-    netloc = _netloc(host, port)
+    if not no_proxy.isascii():
+        # URL hosts arrive IDNA-encoded: compare NO_PROXY's names that way.
+        no_proxy = ",".join(_idna(entry.strip()) for entry in no_proxy.split(","))
+    netloc = _netloc(_idna(host), port)
     # Missing from typeshed, but public (and documented in its docstring).
     stdlib_bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
     if stdlib_bypass(netloc, {"no": no_proxy}):

@@ -137,6 +137,13 @@ def test_select_proxy(
         ("*", "a.example", 80, True),
         ("*", "127.0.0.1", 80, True),
         ("a.test,*", "a.example", 80, False),
+        # International names compare in their IDNA form, as URL hosts do.
+        ("bücher.example", "xn--bcher-kva.example", 80, True),
+        (".BÜCHER.example:8080", "shop.xn--bcher-kva.example", 8080, True),
+        ("bücher.example:8080", "xn--bcher-kva.example", 80, False),
+        ("xn--bcher-kva.example", "bücher.example", 80, True),
+        ("bücher.example", "buecher.example", 80, False),
+        ("bü cher", "a.example", 80, False),  # not a host at all: ignored
         # IP addresses.
         ("127.0.0.1", "127.0.0.1", 80, True),
         ("127.0.0.1", "127.0.0.2", 80, False),
