@@ -61,6 +61,9 @@ _log = logging.getLogger("trio_pool.environ")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP_PROXY_SCHEMES = frozenset({"http", "https"})
 _SOCKS_SCHEMES = frozenset({"socks4", "socks4a", "socks5", "socks5h"})
+#: How many origins' routes a manager remembers (then it starts afresh).
+_DECISIONS_KEPT = 1024
+_UNDECIDED = "undecided"  # never a proxy URL: those have "://"
 #: The keys of a proxies mapping that name a proxy for trio_pool's schemes.
 _PROXY_KEYS = ("http", "https", "all")
 
@@ -257,24 +260,24 @@ class EnvironmentProxyManager(PoolManager):
             "proxy_assert_hostname": proxy_assert_hostname,
             "proxy_assert_fingerprint": proxy_assert_fingerprint,
         }
-        self._routes: dict[str | None, PoolManager] = {None: self._child(None)}
-        for name in _PROXY_KEYS:
-            if self.proxies.get(name):
-                url = normalize_proxy_url(self.proxies[name])
-                if url not in self._routes:
-                    self._routes[url] = self._child(url)
-        _log.debug(
-            "proxies from the environment: %s; no_proxy=%r",
-            {k: _redacted(v) for k, v in self._routes_by_key().items()},
-            self.proxies.get("no"),
-        )
-
-    def _routes_by_key(self) -> dict[str, str]:
-        return {
+        #: The proxy URL (normalised) for each of "http", "https", "all".
+        self._proxy_urls = {
             name: normalize_proxy_url(self.proxies[name])
             for name in _PROXY_KEYS
             if self.proxies.get(name)
         }
+        self._routes: dict[str | None, PoolManager] = {None: self._child(None)}
+        for url in self._proxy_urls.values():
+            if url not in self._routes:
+                self._routes[url] = self._child(url)
+        # Each origin's route, remembered: NO_PROXY is matched once per
+        # origin rather than once per request.
+        self._decided: dict[tuple[str, str, int | None], str | None] = {}
+        _log.debug(
+            "proxy settings: %s; no_proxy=%r",
+            {name: _redacted(url) for name, url in self._proxy_urls.items()},
+            self.proxies.get("no"),
+        )
 
     def _child(self, proxy_url: str | None) -> PoolManager:
         """The manager for one route, sharing this one's global limit."""
@@ -293,7 +296,7 @@ class EnvironmentProxyManager(PoolManager):
 
     def __repr__(self) -> str:
         routes = ", ".join(
-            f"{name}={_redacted(url)}" for name, url in self._routes_by_key().items()
+            f"{name}={_redacted(url)}" for name, url in self._proxy_urls.items()
         )
         return f"{type(self).__name__}({routes or 'direct'})"
 
@@ -313,7 +316,15 @@ class EnvironmentProxyManager(PoolManager):
             raise ClosedPoolError(
                 self, "PoolManager is not open: use it inside `async with`"
             )
-        child = self._routes[select_proxy(self.proxies, scheme, host, port)]
+        origin = (scheme, host, port)
+        proxy = self._decided.get(origin, _UNDECIDED)
+        if proxy is _UNDECIDED:
+            if len(self._decided) >= _DECISIONS_KEPT:
+                self._decided.clear()
+            proxy = self._decided[origin] = select_proxy(
+                self.proxies, scheme, host, port
+            )
+        child = self._routes[proxy]
         if child._nursery is None:
             child._attach(self._nursery)
         return child

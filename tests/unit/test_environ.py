@@ -393,3 +393,14 @@ async def test_unknown_target_scheme() -> None:
     async with EnvironmentProxyManager(proxies={"all": HTTP}) as http:
         with pytest.raises(trio_pool.URLSchemeUnknown):
             http.connection_from_url("ftp://a.example/")
+
+
+async def test_routes_stay_right_past_the_remembered_origins() -> None:
+    proxies = {"http": HTTP, "no": ".direct.test"}
+    async with EnvironmentProxyManager(proxies=proxies, num_pools=2) as http:
+        for round_ in range(2):  # the second round is answered from memory
+            for i in range(1100):
+                host = f"h{i}.direct.test" if i % 2 else f"h{i}.proxied.test"
+                pool = http.connection_from_host(host, 80, "http")
+                expected = host if i % 2 else "proxy.test"
+                assert pool.host == expected, (round_, host)
