@@ -20,21 +20,23 @@ responses to HEAD and 304s carry a Content-Encoding but no body.
 
 How the bound is kept: each engine is handed at most ``_INPUT_STEP`` bytes of
 compressed input per step and asked for at most the room left; an engine that
-may overshoot (brotli's output buffer grows in blocks, zstd emits whole
-blocks) has its excess kept in a spill buffer, so memory stays within
-``max_length`` plus one engine step (at most 128 KiB) whatever the
-compression ratio. Stacked codings (``gzip, br``) pull from each other in
-``_CHAIN_STEP`` pieces, so the bound holds for the whole chain.
+may overshoot (brotli's output buffer grows in blocks; ``zstandard``, which
+cannot cap its output, is fed one block at a time and emits whole blocks)
+has its excess kept in a spill buffer, so memory stays within ``max_length``
+plus one engine step (at most 128 KiB) whatever the compression ratio.
+Stacked codings (``gzip, br``) pull from each other in ``_CHAIN_STEP``
+pieces, so the bound holds for the whole chain.
 
 Codings: ``gzip``/``x-gzip`` (concatenated members; zero padding and junk
 after a complete member ignored, as urllib3 does), ``deflate`` (zlib-wrapped,
 or raw deflate, told apart by the first two bytes), ``br`` (the ``brotli``
 package, 1.2 or later), ``zstd`` (``compression.zstd`` on Python 3.14+, else
-``zstandard``; concatenated and skippable frames). Like urllib3, a body whose
-Content-Encoding names a coding we do not know is passed through undecoded.
-A missing optional module is reported, as ``DecodeError``, only when a body
-in that coding arrives. Every zlib, brotli or zstd error becomes a
-``DecodeError`` chained with ``from``; after one, the decoder is unusable.
+``backports.zstd``, else ``zstandard``; concatenated and skippable frames).
+Like urllib3, a body whose Content-Encoding names a coding we do not know is
+passed through undecoded. A missing optional module is reported, as
+``DecodeError``, only when a body in that coding arrives. Every zlib, brotli
+or zstd error becomes a ``DecodeError`` chained with ``from``; after one, the
+decoder is unusable.
 """
 
 from __future__ import annotations
@@ -339,11 +341,83 @@ class _BrotliDecoder(_StreamDecoder):
 
 
 class _ZstdFrame(Protocol):
-    """One-frame decompressor: ``zstandard``'s decompressobj or 3.14's."""
+    """``zstandard``'s one-frame decompressobj: no cap on its output."""
 
     eof: bool
 
     def decompress(self, data: bytes) -> bytes: ...
+
+
+class _BoundedZstdFrame(Protocol):
+    """The ``ZstdDecompressor`` of ``compression.zstd`` and ``backports.zstd``."""
+
+    eof: bool
+    needs_input: bool
+    unused_data: bytes
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+def _zstd_magic_ok(data: bytes) -> bool:
+    """Whether ``data`` (4 bytes or more) starts a zstd or skippable frame."""
+    magic = int.from_bytes(data[:4], "little")
+    return magic == _ZSTD_MAGIC or magic & ~0xF == _ZSTD_SKIPPABLE_MAGIC
+
+
+class _ZstdDecoder(_StreamDecoder):
+    """``zstd`` with ``compression.zstd`` (3.14+) or ``backports.zstd``.
+
+    Their decompressor takes ``max_length``, so the library keeps the bound.
+    One decompressor decodes one frame (a skippable frame counts as one);
+    what follows its end, ``unused_data``, starts the next. That data was
+    already counted as used, so it is kept here (``_carry``: never more than
+    one input step) and fed to the next frame before any new input.
+    """
+
+    coding = "zstd"
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self._new_frame: Callable[[], _BoundedZstdFrame] = module.ZstdDecompressor
+        self._errors: type[Exception] = module.ZstdError
+        self._frame: _BoundedZstdFrame | None = None
+        self._carry = b""
+
+    def _step(self, chunk: bytes, room: int) -> tuple[bytes, int]:
+        used = 0
+        while True:
+            frame = self._frame
+            if frame is not None and not frame.needs_input:
+                data = b""  # output is pending: take it before adding input
+            elif self._carry:
+                data, self._carry = self._carry, b""
+            elif chunk and not used:
+                data, used = chunk, len(chunk)
+            else:
+                return b"", used
+            if frame is None:
+                frame = self._frame = self._start_frame(data)
+            try:
+                out = frame.decompress(data, room)
+            except self._errors as exc:
+                raise self._error(exc) from exc
+            if frame.eof:
+                self._frame, self._carry = None, frame.unused_data
+            elif not out and not data:
+                return b"", used  # no progress possible
+            if out:
+                return out, used
+
+    def _start_frame(self, data: bytes) -> _BoundedZstdFrame:
+        # Checked here for a clear message; shorter input is left to the
+        # library, which fails on a bad magic number once it has four bytes.
+        if len(data) >= 4 and not _zstd_magic_ok(data):
+            raise DecodeError("The zstd body holds data that is not a zstd frame")
+        return self._new_frame()
+
+    def _finish(self) -> None:
+        if self._frame is not None or self._carry:
+            raise DecodeError("The zstd body ended in the middle of a frame")
 
 
 # Where the zstd decoder is in the frame structure.
@@ -358,11 +432,11 @@ def _zstd_header_size(descriptor: int) -> int:
     return 5 + (not single_segment) + dictionary_id + content_size
 
 
-class _ZstdDecoder(_StreamDecoder):
-    """``zstd``: frames fed to the library one block at a time.
+class _ZstdBlockDecoder(_StreamDecoder):
+    """``zstd`` with ``zstandard``: frames fed to it one block at a time.
 
-    Neither zstd library can cap the output of one call (``zstandard`` has no
-    ``max_length`` at all), but a block never decodes to more than 128 KiB.
+    ``zstandard`` cannot cap the output of one call (it has no
+    ``max_length``), but a block never decodes to more than 128 KiB.
     So this class follows the frame format (RFC 8878) just far enough to stop
     every feed at a block boundary, and the library does the decoding and
     the checking.
@@ -545,12 +619,13 @@ def _make_brotli() -> ContentDecoder:
 
 
 def _make_zstd() -> ContentDecoder:
-    try:
-        stdlib = importlib.import_module("compression.zstd")  # Python 3.14+
-    except ImportError:
-        pass
-    else:
-        return _ZstdDecoder(stdlib.ZstdDecompressor, stdlib.ZstdError)
+    # Python 3.14's module, or its backport, caps its own output; zstandard,
+    # the fallback, needs the frame walker of _ZstdBlockDecoder for that.
+    for name in ("compression.zstd", "backports.zstd"):
+        try:
+            return _ZstdDecoder(importlib.import_module(name))
+        except ImportError:
+            pass
     try:
         zstandard = importlib.import_module("zstandard")
     except ImportError:
@@ -559,7 +634,7 @@ def _make_zstd() -> ContentDecoder:
     def new_frame() -> _ZstdFrame:
         return cast(_ZstdFrame, zstandard.ZstdDecompressor().decompressobj())
 
-    return _ZstdDecoder(new_frame, zstandard.ZstdError)
+    return _ZstdBlockDecoder(new_frame, zstandard.ZstdError)
 
 
 _FACTORIES: dict[str, Callable[[], ContentDecoder]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import itertools
 import struct
 import sys
@@ -23,6 +24,52 @@ from trio_pool._exceptions import DecodeError
 
 CODINGS = ["gzip", "deflate", "br", "zstd"]
 MiB = 1 << 20
+
+#: The zstd libraries get_decoder() takes, in its order of preference.
+ZSTD_PREFERENCE = ["compression.zstd", "backports.zstd", "zstandard"]
+#: Those the zstd cases run with: the one this Python's test extra provides
+#: that caps its own output, and the zstandard fallback with the frame walker.
+ZSTD_BACKENDS = [
+    "compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd",
+    "zstandard",
+]
+
+
+@pytest.fixture
+def zstd_backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """Make get_decoder() use one zstd library; returns its module.
+
+    ``request.param`` names the library; without one (a case that does not
+    involve zstd), nothing changes and the result is None.
+    """
+    name = getattr(request, "param", None)
+    if name is None:
+        return None
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        pytest.skip(f"needs {name}: pip install -e '.[test]'")
+    for preferred in ZSTD_PREFERENCE[: ZSTD_PREFERENCE.index(name)]:
+        monkeypatch.setitem(sys.modules, preferred, None)
+    return module
+
+
+def each_zstd_backend(cases: list[Any]) -> list[Any]:
+    """``cases`` (codings, or lists of codings) as ``(case, zstd_backend)``
+    parameters: once per zstd library for a case with zstd, else once."""
+    params = []
+    for case in cases:
+        text = ", ".join(case) if isinstance(case, list) else case
+        for backend in ZSTD_BACKENDS if "zstd" in text else [None]:
+            name = f"{text or '[]'}-{backend}" if backend else text or "[]"
+            params.append(pytest.param(case, backend, id=name))
+    return params
+
+
+#: Runs a test once per zstd library, its ``zstd_backend`` set to the module.
+ON_EACH_ZSTD = pytest.mark.parametrize("zstd_backend", ZSTD_BACKENDS, indirect=True)
 
 
 # --------------------------------------------------------------------------
@@ -118,11 +165,16 @@ max_lengths = st.lists(
     st.one_of(st.integers(-1, 70000), st.integers(0, 5)), min_size=1, max_size=8
 )
 FAST = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=60,
+    deadline=None,
+    # zstd_backend is function-scoped on purpose: one library per test.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
 
-@pytest.mark.parametrize("coding", CODINGS)
+@pytest.mark.parametrize(
+    ("coding", "zstd_backend"), each_zstd_backend(CODINGS), indirect=["zstd_backend"]
+)
 @FAST
 @given(
     data=plain_data,
@@ -131,12 +183,18 @@ FAST = settings(
     limits=max_lengths,
 )
 def test_round_trip_any_slicing(
-    coding: str, data: bytes, variant: int, sizes: list[int], limits: list[int]
+    coding: str,
+    zstd_backend: Any,
+    data: bytes,
+    variant: int,
+    sizes: list[int],
+    limits: list[int],
 ) -> None:
     body = encode(coding, data, variant)
     assert pull_all(get_decoder(coding), body, sizes, limits) == data
 
 
+@ON_EACH_ZSTD
 @FAST
 @given(
     codings=st.lists(st.sampled_from(CODINGS), min_size=2, max_size=3),
@@ -146,16 +204,23 @@ def test_round_trip_any_slicing(
     limits=max_lengths,
 )
 def test_round_trip_stacked(
-    codings: list[str], data: bytes, variant: int, sizes: list[int], limits: list[int]
+    zstd_backend: Any,
+    codings: list[str],
+    data: bytes,
+    variant: int,
+    sizes: list[int],
+    limits: list[int],
 ) -> None:
     body = encode_chain(codings, data, variant)
     decoder = get_decoder(", ".join(codings))
     assert pull_all(decoder, body, sizes, limits) == data
 
 
-@pytest.mark.parametrize("coding", CODINGS)
+@pytest.mark.parametrize(
+    ("coding", "zstd_backend"), each_zstd_backend(CODINGS), indirect=["zstd_backend"]
+)
 @pytest.mark.parametrize("limits", [[1, 9000], [1000], [65536, 0, -1]], ids=str)
-def test_round_trip_large(coding: str, limits: list[int]) -> None:
+def test_round_trip_large(coding: str, zstd_backend: Any, limits: list[int]) -> None:
     # Bigger than every internal step: zstd's 128 KiB blocks, the 16 KiB input
     # steps, brotli's output blocks; mixed compressible and random content.
     data = bytes(range(256)) * 2000 + b"\0" * 700_000 + zlib.compress(b"x" * 9)
@@ -165,8 +230,12 @@ def test_round_trip_large(coding: str, limits: list[int]) -> None:
     assert pull_all(decoder, body, sizes, limits) == data
 
 
-@pytest.mark.parametrize("coding", [*CODINGS, "gzip, br", "zstd, deflate"])
-def test_flush_returns_everything_left(coding: str) -> None:
+@pytest.mark.parametrize(
+    ("coding", "zstd_backend"),
+    each_zstd_backend([*CODINGS, "gzip, br", "zstd, deflate"]),
+    indirect=["zstd_backend"],
+)
+def test_flush_returns_everything_left(coding: str, zstd_backend: Any) -> None:
     data = b"hello world " * 5000
     decoder = get_decoder(coding)
     body = encode_chain([c.strip() for c in coding.split(",")], data)
@@ -177,9 +246,11 @@ def test_flush_returns_everything_left(coding: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "codings", [[c] for c in CODINGS] + [["gzip", "zstd"], []], ids=str
+    ("codings", "zstd_backend"),
+    each_zstd_backend([[c] for c in CODINGS] + [["gzip", "zstd"], []]),
+    indirect=["zstd_backend"],
 )
-def test_max_length_zero_only_buffers(codings: list[str]) -> None:
+def test_max_length_zero_only_buffers(codings: list[str], zstd_backend: Any) -> None:
     data = b"abc" * 1000
     decoder = get_decoder(", ".join(codings))
     assert decoder.needs_input
@@ -188,16 +259,22 @@ def test_max_length_zero_only_buffers(codings: list[str]) -> None:
     assert pull_all(decoder, b"", limits=[100]) == data
 
 
-@pytest.mark.parametrize("coding", [*CODINGS, "br, gzip", "unknown"])
-def test_empty_body(coding: str) -> None:
+@pytest.mark.parametrize(
+    ("coding", "zstd_backend"),
+    each_zstd_backend([*CODINGS, "br, gzip", "unknown"]),
+    indirect=["zstd_backend"],
+)
+def test_empty_body(coding: str, zstd_backend: Any) -> None:
     decoder = get_decoder(coding)
     assert decoder.needs_input
     assert decoder.decompress(b"", 10) == b""
     assert decoder.flush() == b""
 
 
-@pytest.mark.parametrize("coding", CODINGS)
-def test_empty_content_encodes(coding: str) -> None:
+@pytest.mark.parametrize(
+    ("coding", "zstd_backend"), each_zstd_backend(CODINGS), indirect=["zstd_backend"]
+)
+def test_empty_content_encodes(coding: str, zstd_backend: Any) -> None:
     assert pull_all(get_decoder(coding), encode(coding, b""), [1]) == b""
 
 
@@ -270,13 +347,12 @@ def test_gzip_bomb_1gib(deflated_zeros: tuple[bytes, int, int, int]) -> None:
         ("deflate", lambda raw, size, crc, adler: b"\x78\xda" + raw + adler),
         ("deflate", lambda raw, size, crc, adler: raw),
         ("br", lambda raw, size, crc, adler: brotli_zeros(size)),
-        ("zstd", lambda raw, size, crc, adler: zstd_frames(bytes(size), cuts=2)),
         (
             "gzip, br",
             lambda raw, size, crc, adler: brotli.compress(gzip_wrap(raw, size, crc)),
         ),
     ],
-    ids=["zlib", "raw-deflate", "br", "zstd", "gzip+br"],
+    ids=["zlib", "raw-deflate", "br", "gzip+br"],
 )
 def test_bombs_other_codings(
     deflated_zeros: tuple[bytes, int, int, int],
@@ -288,6 +364,17 @@ def test_bombs_other_codings(
     assert len(body) < MiB
     total, peak = pull_bomb(coding, body)
     assert total == size
+    assert peak < MiB
+
+
+@ON_EACH_ZSTD
+@pytest.mark.parametrize("cuts", [1, 2, 64])
+def test_zstd_bomb(zstd_backend: Any, cuts: int) -> None:
+    # 64 MiB of zeros in one frame, two, or 64 frames of 1 MiB.
+    body = zstd_frames(bytes(64 * MiB), cuts=cuts)
+    assert len(body) < MiB
+    total, peak = pull_bomb("zstd", body)
+    assert total == 64 * MiB
     assert peak < MiB
 
 
@@ -429,7 +516,7 @@ def test_br_data_after_end_raises() -> None:
 
 
 # --------------------------------------------------------------------------
-# zstd
+# zstd: each case with each library (the zstd_backend fixture)
 
 ZSTD_EMPTY_FRAME = bytes.fromhex("28b52ffd2000010000")
 
@@ -438,13 +525,25 @@ def skippable(payload: bytes, nibble: int = 0) -> bytes:
     return struct.pack("<II", 0x184D2A50 | nibble, len(payload)) + payload
 
 
-def test_zstd_multiple_frames_with_checksums() -> None:
+@ON_EACH_ZSTD
+def test_zstd_backend_is_the_one_asked_for(zstd_backend: Any) -> None:
+    # Otherwise the cases below could test one library twice.
+    expected = "_ZstdBlockDecoder" if zstd_backend is zstandard else "_ZstdDecoder"
+    decoder = get_decoder("zstd")
+    assert type(decoder).__name__ == expected
+    if expected == "_ZstdDecoder":
+        assert decoder._errors is zstd_backend.ZstdError  # type: ignore[attr-defined]
+
+
+@ON_EACH_ZSTD
+def test_zstd_multiple_frames_with_checksums(zstd_backend: Any) -> None:
     body = zstd_frames(b"abcdefgh" * 50_000, cuts=3, check=True)
     assert pull_all(get_decoder("zstd"), body, [100], [5000]) == b"abcdefgh" * 50_000
 
 
+@ON_EACH_ZSTD
 @pytest.mark.parametrize("sizes", [[1], [2], [100]])
-def test_zstd_skippable_frames(sizes: list[int]) -> None:
+def test_zstd_skippable_frames(zstd_backend: Any, sizes: list[int]) -> None:
     frame = zstd_frames(b"payload")
     body = (
         skippable(b"meta")
@@ -457,8 +556,21 @@ def test_zstd_skippable_frames(sizes: list[int]) -> None:
     assert pull_all(get_decoder("zstd"), body, sizes, [3]) == b"payloadpayload"
 
 
+@ON_EACH_ZSTD
+@pytest.mark.parametrize("limit", [1, 7, 100, 4096])
+def test_zstd_many_frames_fed_at_once(zstd_backend: Any, limit: int) -> None:
+    # Frames of `limit` bytes, so that many end exactly where a call's room
+    # does, with the next frames already handed over: the library keeps
+    # those in unused_data, which must not be lost or repeated.
+    pieces = [bytes([n % 256]) * limit for n in range(40)]
+    frames = [zstd_frames(p) + skippable(b"s" * (n % 3)) for n, p in enumerate(pieces)]
+    body = b"".join(frames)
+    assert pull_all(get_decoder("zstd"), body, [len(body)], [limit]) == b"".join(pieces)
+
+
+@ON_EACH_ZSTD
 @pytest.mark.parametrize("cut", [1, 2, 4, 7, 30])
-def test_zstd_truncated_raises_at_flush(cut: int) -> None:
+def test_zstd_truncated_raises_at_flush(zstd_backend: Any, cut: int) -> None:
     body = zstd_frames(bytes(range(256)) * 40, check=True)
     decoder = get_decoder("zstd")
     decoder.decompress(body[:-cut])
@@ -466,8 +578,9 @@ def test_zstd_truncated_raises_at_flush(cut: int) -> None:
         decoder.flush()
 
 
+@ON_EACH_ZSTD
 @pytest.mark.parametrize("keep", [1, 3, 5, 6, 8])
-def test_zstd_truncated_header_raises_at_flush(keep: int) -> None:
+def test_zstd_truncated_header_raises_at_flush(zstd_backend: Any, keep: int) -> None:
     body = skippable(b"abc") if keep == 8 else zstd_frames(b"x" * 100)
     decoder = get_decoder("zstd")
     assert decoder.decompress(body[:keep]) == b""
@@ -475,75 +588,93 @@ def test_zstd_truncated_header_raises_at_flush(keep: int) -> None:
         decoder.flush()
 
 
-def test_zstd_not_a_frame() -> None:
+@ON_EACH_ZSTD
+def test_zstd_not_a_frame(zstd_backend: Any) -> None:
     with pytest.raises(DecodeError, match="not a zstd frame"):
         get_decoder("zstd").decompress(b"PK\x03\x04 zip file")
 
 
-def test_zstd_garbage_after_frame() -> None:
+@ON_EACH_ZSTD
+def test_zstd_garbage_after_frame(zstd_backend: Any) -> None:
     with pytest.raises(DecodeError, match="not a zstd frame"):
         pull_all(get_decoder("zstd"), zstd_frames(b"ok") + b"trailing junk")
+
+
+@ON_EACH_ZSTD
+def test_zstd_short_garbage_after_frame(zstd_backend: Any) -> None:
+    with pytest.raises(DecodeError, match="zstd"):
+        pull_all(get_decoder("zstd"), zstd_frames(b"ok") + b"PK")
 
 
 def block_header(last: int, kind: int, size: int) -> bytes:
     return (size << 3 | kind << 1 | last).to_bytes(3, "little")
 
 
+@ON_EACH_ZSTD
 @pytest.mark.parametrize(
     "header", [block_header(1, 3, 10), block_header(1, 1, 128 * 1024 + 1)]
 )
-def test_zstd_invalid_block_header(header: bytes) -> None:
+def test_zstd_invalid_block_header(zstd_backend: Any, header: bytes) -> None:
     frame_header = bytes.fromhex("28b52ffd0058")  # not single segment, no size
-    with pytest.raises(DecodeError, match="invalid block header"):
+    # The frame walker names the problem; the libraries have words of their own.
+    message = "invalid block header" if zstd_backend is zstandard else "zstd body"
+    with pytest.raises(DecodeError, match=message) as info:
         get_decoder("zstd").decompress(frame_header + header + b"\0" * 10)
+    if zstd_backend is not zstandard:
+        assert isinstance(info.value.__cause__, zstd_backend.ZstdError)
 
 
-def test_zstd_corrupt_checksum_raises() -> None:
+@ON_EACH_ZSTD
+def test_zstd_corrupt_checksum_raises(zstd_backend: Any) -> None:
     body = bytearray(zstd_frames(b"payload" * 100, check=True))
     body[-1] ^= 0xFF
     with pytest.raises(DecodeError) as info:
         pull_all(get_decoder("zstd"), bytes(body))
-    assert isinstance(info.value.__cause__, zstandard.ZstdError)
+    assert isinstance(info.value.__cause__, zstd_backend.ZstdError)
 
 
-class FakeStdlibFrame:
-    """Stands in for Python 3.14's compression.zstd.ZstdDecompressor."""
+def test_zstd_prefers_the_stdlib_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python 3.14's compression.zstd comes first, before backports.zstd and
+    # zstandard: here it is the real library of ZSTD_BACKENDS[0] under that
+    # name, counting the decompressors made.
+    real = importlib.import_module(ZSTD_BACKENDS[0])
+    made: list[object] = []
 
-    def __init__(self, eof_honest: bool = True) -> None:
-        self._obj = zstandard.ZstdDecompressor().decompressobj()
-        self._eof_honest = eof_honest
-
-    @property
-    def eof(self) -> bool:
-        return bool(self._obj.eof) and self._eof_honest
-
-    def decompress(self, data: bytes) -> bytes:
-        return bytes(self._obj.decompress(data))
-
-
-def fake_stdlib_zstd(frame: Callable[[], FakeStdlibFrame]) -> types.ModuleType:
-    module = types.ModuleType("compression.zstd")
-    module.ZstdDecompressor = frame  # type: ignore[attr-defined]
-    module.ZstdError = zstandard.ZstdError  # type: ignore[attr-defined]
-    return module
-
-
-def test_zstd_uses_stdlib_module_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[FakeStdlibFrame] = []
-
-    def frame() -> FakeStdlibFrame:
-        made.append(FakeStdlibFrame())
+    def decompressor() -> object:
+        made.append(real.ZstdDecompressor())
         return made[-1]
 
-    monkeypatch.setitem(sys.modules, "compression.zstd", fake_stdlib_zstd(frame))
+    stdlib = types.ModuleType("compression.zstd")
+    stdlib.ZstdDecompressor = decompressor  # type: ignore[attr-defined]
+    stdlib.ZstdError = real.ZstdError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "compression.zstd", stdlib)
     body = zstd_frames(b"from the stdlib" * 100, cuts=2)
     assert pull_all(get_decoder("zstd"), body, [10], [100]) == b"from the stdlib" * 100
     assert len(made) == 2
 
 
+class LyingFrame:
+    """zstandard's decompressobj, but it never admits that the frame ended."""
+
+    eof = False
+
+    def __init__(self) -> None:
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+
+    def decompress(self, data: bytes) -> bytes:
+        return bytes(self._obj.decompress(data))
+
+
 def test_zstd_frame_that_does_not_end_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = fake_stdlib_zstd(lambda: FakeStdlibFrame(eof_honest=False))
-    monkeypatch.setitem(sys.modules, "compression.zstd", fake)
+    # The frame walker checks the library agrees on where each frame ends.
+    lying = types.ModuleType("zstandard")
+    lying.ZstdDecompressor = lambda: types.SimpleNamespace(  # type: ignore[attr-defined]
+        decompressobj=LyingFrame
+    )
+    lying.ZstdError = zstandard.ZstdError  # type: ignore[attr-defined]
+    for name in ("compression.zstd", "backports.zstd"):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "zstandard", lying)
     with pytest.raises(DecodeError, match="did not end"):
         get_decoder("zstd").decompress(zstd_frames(b"abc"))
 
@@ -559,8 +690,8 @@ def no_brotli(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def no_zstd(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "compression.zstd", None)
-    monkeypatch.setitem(sys.modules, "zstandard", None)
+    for name in ZSTD_PREFERENCE:
+        monkeypatch.setitem(sys.modules, name, None)
 
 
 @pytest.mark.usefixtures("no_brotli")
@@ -646,8 +777,10 @@ def test_identity_bounded() -> None:
     assert decoder.needs_input
 
 
-@pytest.mark.parametrize("coding", CODINGS)
-def test_garbage_is_a_decode_error(coding: str) -> None:
+@pytest.mark.parametrize(
+    ("coding", "zstd_backend"), each_zstd_backend(CODINGS), indirect=["zstd_backend"]
+)
+def test_garbage_is_a_decode_error(coding: str, zstd_backend: Any) -> None:
     body = b"\xff\xfe" * 20 + encode(coding, b"fine")
     with pytest.raises(DecodeError):
         pull_all(get_decoder(coding), body)
