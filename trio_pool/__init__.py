@@ -44,8 +44,8 @@ from ._exceptions import (
 )
 from ._fields import RequestField, encode_multipart_formdata
 from ._headers import HTTPHeaderDict, make_headers
-from ._https import HTTPSConnectionPool
-from ._pool import HTTPConnectionPool, PoolStatistics, connection_from_url
+from ._https import HTTPSConnectionPool, connection_from_url
+from ._pool import HTTPConnectionPool, PoolStatistics
 from ._poolmanager import (
     ManagerStatistics,
     PoolKey,
@@ -55,6 +55,7 @@ from ._poolmanager import (
     proxy_from_url,
     request,
 )
+from ._request import SKIP_HEADER
 from ._response import HTTPResponse
 from ._retry import RequestHistory, Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout
@@ -103,6 +104,7 @@ __all__ = [
     "RequestError",
     "RequestField",
     "RequestHistory",
+    "SKIP_HEADER",
     "ResponseError",
     "ResponseNotChunked",
     "Retry",

@@ -1,4 +1,7 @@
-"""Opening connections, and the task that owns each one while it is idle.
+"""The task that owns each pooled connection while it is idle.
+
+(Opening the connection's stream is ``_transport``'s job; speaking HTTP on it
+is the protocol engine's, through ``_protocol.ProtocolConnection``.)
 
 Theory of operation
 -------------------
@@ -50,7 +53,7 @@ from collections.abc import Callable
 
 import trio
 
-from ._http11 import HTTP11Connection
+from ._protocol import ProtocolConnection
 
 __all__ = ["ConnState", "Connection"]
 
@@ -68,11 +71,10 @@ CloseHook = Callable[["Connection", str], None]
 
 
 class Connection:
-    """One pooled HTTP/1.1 connection and its owning task.
+    """One pooled connection and its owning task.
 
     Args:
-        stream: the connected transport.
-        pool: the owning pool, named in error messages.
+        http: the protocol engine on the connected transport.
     """
 
     __slots__ = (
@@ -88,8 +90,9 @@ class Connection:
         "state",
     )
 
-    def __init__(self, stream: trio.abc.Stream, pool: object = None) -> None:
-        self.http = HTTP11Connection(stream, pool)
+    def __init__(self, http: ProtocolConnection) -> None:
+        self.http = http
+        stream = http.stream
         self.state = ConnState.ACTIVE
         self.idle_deadline = math.inf
         # While the task is parked: the scope it sleeps in. Its deadline is

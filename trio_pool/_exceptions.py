@@ -15,7 +15,6 @@ import socket
 import ssl
 from typing import Any, Literal
 
-import h11
 import trio
 
 __all__ = [
@@ -252,10 +251,40 @@ class UnrewindableBodyError(HTTPError):
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 
 
-def _describe_ssl(exc: BaseException) -> str:
+def _describe_ssl(exc: BaseException, where: translate_errors | None = None) -> str:
+    """The message of the SSLError for an ``ssl`` failure: what, with whom, why.
+
+    The why is ``ssl``'s whole text, reason code included ("[SSL:
+    CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local
+    issuer certificate ..."), as urllib3's SSLError shows it: callers search
+    it. The peer is ``where.host``, with the pool's port when the pool is for
+    that host (a proxy's handshake names the proxy, without the port).
+    """
+    # str() of an ssl.SSLError made with one argument is its args tuple.
+    args = exc.args
+    detail = getattr(exc, "strerror", None) or (
+        str(args[0]) if len(args) == 1 else str(exc) if args else ""
+    )
     verify = getattr(exc, "verify_message", None)
-    reason = getattr(exc, "reason", None)
-    return str(verify or reason or exc)
+    if verify and str(verify) not in detail:
+        detail = f"{detail}: {verify}" if detail else str(verify)
+    detail = detail or type(exc).__name__
+    if where is None:
+        return detail
+    pool_host = getattr(where.pool, "host", None)
+    host = where.host or pool_host
+    if not host:
+        peer = "the server"
+    else:
+        peer = f"[{host}]" if ":" in host else str(host)
+        port = getattr(where.pool, "port", None) or getattr(
+            where.pool, "default_port", None
+        )
+        if host == pool_host and port:
+            peer = f"{peer}:{port}"
+    if where.phase == "connect":
+        return f"TLS handshake with {peer} failed: {detail}"
+    return f"TLS error on the connection to {peer}: {detail}"
 
 
 class translate_errors:  # used like a function: `with translate_errors(...)`
@@ -301,18 +330,14 @@ class translate_errors:  # used like a function: `with translate_errors(...)`
 
     def translate(self, exc: Exception) -> tuple[HTTPError, BaseException] | None:
         """The trio_pool error for ``exc`` and the error to chain it from."""
-        if isinstance(exc, h11.RemoteProtocolError):
-            return ProtocolError(f"Malformed response from server: {exc}"), exc
-        if isinstance(exc, h11.LocalProtocolError):
-            return InvalidHeader(f"Request cannot be sent: {exc}"), exc
         if isinstance(exc, socket.gaierror):
             return NameResolutionError(self.host, self.pool, exc), exc
         if isinstance(exc, ssl.SSLError):
-            return SSLError(_describe_ssl(exc)), exc
+            return SSLError(_describe_ssl(exc, self)), exc
         if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
             cause = exc.__cause__
             if isinstance(cause, ssl.SSLError):
-                return SSLError(_describe_ssl(cause)), cause
+                return SSLError(_describe_ssl(cause, self)), cause
             if self.phase == "connect":
                 return self._new_connection_error(exc), exc
             return ProtocolError(f"Connection aborted: {cause or exc!r}"), exc

@@ -10,15 +10,21 @@ CR and LF percent-encoded.
 
 from __future__ import annotations
 
+import json as _json
 import mimetypes
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TypeAlias
+from typing import Any, NamedTuple, TypeAlias
+from urllib.parse import urlencode
+
+from ._headers import HTTPHeaderDict
 
 __all__ = [
+    "EncodedRequest",
     "RequestField",
     "choose_boundary",
     "encode_multipart_formdata",
+    "encode_request",
     "format_multipart_header_param",
     "guess_content_type",
     "iter_field_objects",
@@ -243,3 +249,68 @@ def encode_multipart_formdata(
         chunks.append(b"\r\n")
     chunks.append(f"--{boundary}--\r\n".encode("latin-1"))
     return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
+#: Methods whose ``fields`` go into the query string rather than the body.
+_FIELDS_IN_QUERY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+class EncodedRequest(NamedTuple):
+    """What ``request()`` hands to ``urlopen()``."""
+
+    url: str
+    body: Any
+    headers: Any
+
+
+def encode_request(
+    method: str,
+    url: str,
+    *,
+    fields: Any,
+    headers: Any,
+    json: Any,
+    body: Any,
+    default_headers: Any,
+    encode_multipart: bool = True,
+    multipart_boundary: str | None = None,
+) -> EncodedRequest:
+    """``request()``'s encoding of ``fields`` and ``json`` (urllib3's rules).
+
+    ``json`` becomes a UTF-8 body with ``Content-Type: application/json``
+    unless the caller set a Content-Type. ``fields`` go into the query
+    string for GET, HEAD, DELETE and OPTIONS, else into a multipart (or
+    urlencoded) body whose ``Content-Type`` the caller's headers may
+    override. ``method`` is expected upper-case.
+
+    Raises:
+        TypeError: ``json`` with ``body``, or ``fields`` with a body.
+    """
+    if json is not None and body is not None:
+        raise TypeError("request() got both 'body' and 'json'; give only one")
+    if headers is None:
+        headers = default_headers
+    if json is not None:
+        headers = HTTPHeaderDict(headers)
+        headers.setdefault("Content-Type", "application/json")
+        body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+    if not fields:
+        return EncodedRequest(url, body, headers)
+    pairs = list(fields.items()) if isinstance(fields, Mapping) else fields
+    if method in _FIELDS_IN_QUERY:
+        query = urlencode(pairs)
+        return EncodedRequest(url + ("&" if "?" in url else "?") + query, body, headers)
+    if body is not None:
+        raise TypeError("request() got both 'fields' and a body; give only one")
+    if encode_multipart:
+        body, content_type = encode_multipart_formdata(
+            fields, boundary=multipart_boundary
+        )
+    else:
+        body, content_type = (
+            urlencode(pairs).encode("ascii"),
+            "application/x-www-form-urlencoded",
+        )
+    headers = HTTPHeaderDict(headers)
+    headers.setdefault("Content-Type", content_type)
+    return EncodedRequest(url, body, headers)

@@ -1,15 +1,21 @@
-"""One HTTP/1.1 request/response exchange over a trio Stream: the only h11 user.
+"""HTTP/1.1 over a trio Stream: the only module that imports h11.
 
-An :class:`HTTP11Connection` is a trio ``Stream`` plus an ``h11.Connection``.
-It knows nothing of pools or retries: it sends one request, hands back the
-response head, then the body piece by piece, and finally says whether the
-connection may carry another request.
+An :class:`HTTP11Connection` is a trio ``Stream`` plus an ``h11.Connection``,
+and implements :class:`~trio_pool._protocol.ProtocolConnection`. It knows
+nothing of pools or retries: it turns a trio_pool
+:class:`~trio_pool._protocol.RequestHead` into h11 events, sends them with the
+body, hands back a :class:`~trio_pool._protocol.ResponseHead`, then the body
+piece by piece as it arrives, and finally says whether the connection may
+carry another request. :func:`open_tunnel` runs a ``CONNECT`` for proxies.
 
-Every wait on the socket is bounded by ``read_timeout`` (a fresh
+This is also the one place where h11's errors become trio_pool's, decided by
+the error's type and h11's state (never by its message text).
+
+Every wait on the socket is bounded by the exchange's read timeout (a fresh
 ``move_on_after`` per receive or send), so "read timeout" means what urllib3
 means: the longest silence, not the whole body. The caller's cancel scopes
 apply as usual; a cancelled or failed exchange leaves the h11 state mid-cycle,
-which :meth:`HTTP11Connection.is_reusable` reports as not reusable.
+which :meth:`HTTP11Connection.finish_cycle` reports as not reusable.
 """
 
 from __future__ import annotations
@@ -23,12 +29,16 @@ import trio
 from ._exceptions import (
     IncompleteRead,
     InvalidChunkLength,
+    InvalidHeader,
     ProtocolError,
+    ProxyError,
     ReadTimeoutError,
     translate_errors,
 )
+from ._headers import HTTPHeaderDict
+from ._protocol import RequestHead, ResponseHead
 
-__all__ = ["MAX_HEADER_BYTES", "HTTP11Connection"]
+__all__ = ["MAX_HEADER_BYTES", "HTTP11Connection", "open_tunnel"]
 
 #: Largest response head (status line + headers) accepted, like urllib3's
 #: http.client limit of 100 headers of 64 KiB would allow at most.
@@ -36,6 +46,34 @@ MAX_HEADER_BYTES = 64 * 1024
 _RECEIVE_SIZE = 64 * 1024
 #: How much of an early answer's body is read ahead before the upload stops.
 _PREFETCH_LIMIT = 1024 * 1024
+_VERSIONS = {b"1.1": 11, b"1.0": 10}
+
+
+def _h11_request(head: RequestHead) -> h11.Request:
+    """h11's request event for ``head``; h11 checks every byte of it.
+
+    Raises:
+        InvalidHeader: a header line or target that may not be sent.
+    """
+    try:
+        return h11.Request(method=head.method, target=head.target, headers=head.headers)
+    except h11.LocalProtocolError as exc:
+        raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
+
+
+def _response_head(event: h11.Response) -> ResponseHead:
+    version = _VERSIONS.get(bytes(event.http_version))
+    if version is None:
+        raise ProtocolError(
+            f"Unsupported HTTP version in the status line: HTTP/"
+            f"{bytes(event.http_version).decode('ascii', 'replace')}"
+        )
+    return ResponseHead(
+        status=event.status_code,
+        reason=bytes(event.reason).decode("latin-1"),
+        version=version,
+        headers=HTTPHeaderDict._from_wire(event.headers.raw_items()),
+    )
 
 
 class HTTP11Connection:
@@ -44,30 +82,36 @@ class HTTP11Connection:
     Args:
         stream: the transport (a ``SocketStream``, ``SSLStream`` or, in tests,
             a memory stream).
-        pool: the owning pool, named in error messages.
+        owner: named in timeout errors (``ReadTimeoutError.pool``).
     """
 
     __slots__ = (
         "_body_read",
+        "_chunked",
+        "_eof",
         "_expected",
         "_h11",
+        "_heard",
         "_prefetched",
-        "pool",
-        "read_timeout",
+        "_read_timeout",
+        "_url",
+        "owner",
         "stream",
-        "url",
     )
 
-    def __init__(self, stream: trio.abc.Stream, pool: Any = None) -> None:
+    def __init__(self, stream: trio.abc.Stream, owner: object = None) -> None:
         self.stream = stream
-        self.pool = pool
-        self.url = ""
-        self.read_timeout: float | None = None
+        self.owner = owner
+        self._url = ""
+        self._read_timeout: float | None = None
         self._h11 = h11.Connection(
             h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES
         )
         self._expected: int | None = None
+        self._chunked = False
         self._body_read = 0
+        self._eof = False  # the server closed its side
+        self._heard = False  # bytes arrived since this exchange began
         # Body pieces of an early answer, read while the upload was stopped.
         self._prefetched: list[bytes] | None = None
 
@@ -75,12 +119,13 @@ class HTTP11Connection:
 
     async def send_request(
         self,
-        request: h11.Request,
+        head: RequestHead,
         body: AsyncIterable[bytes] | None,
+        read_timeout: float | None,
         *,
         watch_for_answer: bool = False,
-    ) -> h11.Response | None:
-        """Send a request head (already validated by h11) and body.
+    ) -> ResponseHead | None:
+        """Send a request head and body.
 
         Returns ``None`` normally. If the server breaks the connection while
         the body is being sent but has already answered (an "early
@@ -95,9 +140,13 @@ class HTTP11Connection:
         If cancelled, the request may have been partly sent; the connection
         is then not reusable.
         """
+        self._url = head.url
+        self._read_timeout = read_timeout
+        self._heard = False
+        request = _h11_request(head)
         if body is None:
             # Head and end of message in one write.
-            with translate_errors("send", pool=self.pool, url=self.url):
+            with self._translate("send"):
                 data = self._h11.send(request) or b""
                 await self._send(data + (self._h11.send(h11.EndOfMessage()) or b""))
             return None
@@ -106,13 +155,16 @@ class HTTP11Connection:
             return await self._send_body_watching(body)
         return await self._send_body(body)
 
+    def _translate(self, phase: str) -> translate_errors:
+        return translate_errors(phase, pool=self.owner, url=self._url)
+
     async def _send_chunks(self, body: AsyncIterable[bytes]) -> None:
         async for chunk in body:
             if chunk:
                 await self._send_event(h11.Data(data=chunk))
         await self._send_event(h11.EndOfMessage())
 
-    async def _send_body(self, body: AsyncIterable[bytes]) -> h11.Response | None:
+    async def _send_body(self, body: AsyncIterable[bytes]) -> ResponseHead | None:
         """Send the body; after a broken send, look for an early answer."""
         try:
             await self._send_chunks(body)
@@ -125,7 +177,7 @@ class HTTP11Connection:
 
     async def _send_body_watching(
         self, body: AsyncIterable[bytes]
-    ) -> h11.Response | None:
+    ) -> ResponseHead | None:
         """Send a large body while watching for an early response.
 
         A server may answer (413, 401, ...) and stop reading long before a big
@@ -137,7 +189,7 @@ class HTTP11Connection:
         — a receive cancelled in trio loses no bytes, and whatever h11
         already buffered stays buffered for ``receive_response``.
         """
-        head: h11.Response | None = None
+        head: ResponseHead | None = None
         stopped = False
         failure: Exception | None = None
         async with trio.open_nursery() as nursery:
@@ -186,25 +238,29 @@ class HTTP11Connection:
             self._prefetched = chunks
 
     async def _send_event(self, event: Any) -> None:
-        with translate_errors("send", pool=self.pool, url=self.url):
-            await self._send(self._h11.send(event))
+        with self._translate("send"):
+            try:
+                data = self._h11.send(event)
+            except h11.LocalProtocolError as exc:
+                raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
+            await self._send(data)
 
     async def _send(self, data: bytes | None) -> None:
         if not data:
             return
-        if self.read_timeout is None:
+        if self._read_timeout is None:
             await self.stream.send_all(data)
             return
-        with trio.move_on_after(self.read_timeout) as scope:
+        with trio.move_on_after(self._read_timeout) as scope:
             await self.stream.send_all(data)
         if scope.cancelled_caught:
             raise ReadTimeoutError(
-                self.pool,
-                self.url,
-                f"Write timed out. (write timeout={self.read_timeout})",
+                self.owner,
+                self._url,
+                f"Write timed out. (write timeout={self._read_timeout})",
             )
 
-    async def _early_response(self) -> h11.Response | None:
+    async def _early_response(self) -> ResponseHead | None:
         """After a failed send: a response the server managed to send first."""
         # h11 lets the server answer while we are still in SEND_BODY, so the
         # head can be read as usual; a plain socket still delivers what
@@ -216,14 +272,16 @@ class HTTP11Connection:
 
     # -- receiving -------------------------------------------------------
 
-    async def receive_response(self) -> h11.Response:
+    async def receive_response(self) -> ResponseHead:
         """Wait for the response head, skipping 1xx interim responses."""
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Response):
+                head = _response_head(event)
                 self._expected = _content_length(event)
+                self._chunked = _is_chunked(event)
                 self._body_read = 0
-                return event
+                return head
             if isinstance(event, h11.InformationalResponse):
                 continue
             raise ProtocolError(
@@ -258,46 +316,50 @@ class HTTP11Connection:
     def _protocol_error(
         self, exc: h11.RemoteProtocolError, in_body: bool
     ) -> ProtocolError:
-        message = str(exc)
-        if "buffer too long" in message:
+        """What went wrong, told by h11's error hint and state."""
+        if exc.error_status_hint == 431:  # h11: the head outgrew its buffer
             return ProtocolError(
                 f"Response head larger than {MAX_HEADER_BYTES} bytes (or never ended)"
             )
         if not in_body:
-            if "ConnectionClosed" in message:
+            if self._eof and not self._heard:
                 return ProtocolError("Remote end closed connection without response")
-            return ProtocolError(f"Malformed response from server: {message}")
-        if "without sending complete" in message:
+            return ProtocolError(f"Malformed response from server: {exc}")
+        if self._eof:
             left = None if self._expected is None else self._expected - self._body_read
             return IncompleteRead(self._body_read, left)
-        if "chunk" in message.lower():
-            return InvalidChunkLength(f"Invalid chunk in response body: {message}")
-        return ProtocolError(f"Malformed response body: {message}")
+        if self._chunked:
+            return InvalidChunkLength(f"Invalid chunk in response body: {exc}")
+        return ProtocolError(f"Malformed response body: {exc}")
 
     async def _receive(self) -> None:
-        with translate_errors("receive", pool=self.pool, url=self.url):
-            if self.read_timeout is None:
+        with self._translate("receive"):
+            if self._read_timeout is None:
                 data = await self.stream.receive_some(_RECEIVE_SIZE)
             else:
-                with trio.move_on_after(self.read_timeout) as scope:
+                with trio.move_on_after(self._read_timeout) as scope:
                     data = await self.stream.receive_some(_RECEIVE_SIZE)
                 if scope.cancelled_caught:
                     raise ReadTimeoutError(
-                        self.pool,
-                        self.url,
-                        f"Read timed out. (read timeout={self.read_timeout})",
+                        self.owner,
+                        self._url,
+                        f"Read timed out. (read timeout={self._read_timeout})",
                     )
+            if data:
+                self._heard = True
+            else:
+                self._eof = True
             self._h11.receive_data(bytes(data))
 
     # -- lifecycle -------------------------------------------------------
 
-    def is_reusable(self) -> bool:
-        """True if the last exchange completed cleanly and may be followed.
+    def finish_cycle(self) -> bool:
+        """True if the last exchange completed cleanly and may be followed;
+        h11 is then reset for the next exchange.
 
         Bytes the server sent after the end of the response (already read
         from the socket, so invisible to the idle watch) make the connection
         unusable: they would be taken for the next request's response.
-        Also resets h11 for the next exchange when it returns True.
         """
         conn = self._h11
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
@@ -309,16 +371,13 @@ class HTTP11Connection:
         return False
 
 
-def _stops_upload(head: h11.Response) -> bool:
+def _stops_upload(head: ResponseHead) -> bool:
     """Whether an answer that arrives mid-upload ends the upload: an error
     status, or a server that says it will close. Any other (a 100-continue
     aside, a 2xx sent while the server reads on) lets the upload finish."""
-    if head.status_code >= 400:
+    if head.status >= 400:
         return True
-    return any(
-        name == b"connection" and b"close" in value.lower()
-        for name, value in head.headers
-    )
+    return "close" in head.headers.get("Connection", "").lower()
 
 
 def _content_length(response: h11.Response) -> int | None:
@@ -329,3 +388,58 @@ def _content_length(response: h11.Response) -> int | None:
             except ValueError:  # pragma: no cover - h11 rejects these earlier
                 return None
     return None
+
+
+def _is_chunked(response: h11.Response) -> bool:
+    return any(
+        name == b"transfer-encoding" and b"chunked" in value.lower()
+        for name, value in response.headers
+    )
+
+
+# -- CONNECT -------------------------------------------------------------------
+
+
+async def open_tunnel(
+    stream: trio.abc.Stream, authority: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Ask an HTTP proxy on ``stream`` for a tunnel to ``authority``.
+
+    On return the stream carries the tunnel's bytes (h11 left in
+    ``SWITCHED_PROTOCOL``, nothing of the target's read).
+
+    Raises:
+        ProxyError: the proxy refused (e.g. 407), did not speak HTTP, closed
+            the connection, or sent bytes before the tunnel was used.
+    """
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_RECEIVE_SIZE)
+    wire = [(b"Host", authority), *headers]
+    try:
+        request = h11.Request(method=b"CONNECT", target=authority, headers=wire)
+    except h11.LocalProtocolError as exc:
+        raise InvalidHeader(f"CONNECT request cannot be sent: {exc}") from exc
+    await stream.send_all(conn.send(request) + (conn.send(h11.EndOfMessage()) or b""))
+    response = await _tunnel_answer(conn, stream)
+    if not 200 <= response.status_code < 300:
+        reason = bytes(response.reason).decode("latin-1", "replace")
+        raise ProxyError(
+            "Unable to connect to proxy",
+            OSError(f"Tunnel connection failed: {response.status_code} {reason}"),
+        )
+    if conn.their_state is not h11.SWITCHED_PROTOCOL or conn.trailing_data[0]:
+        raise ProxyError("The proxy sent data before the tunnel was used")
+
+
+async def _tunnel_answer(conn: h11.Connection, stream: trio.abc.Stream) -> h11.Response:
+    """The proxy's final answer to CONNECT (interim 1xx skipped)."""
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise ProxyError("The proxy's answer to CONNECT was not HTTP", exc) from exc
+        if event is h11.NEED_DATA:
+            conn.receive_data(bytes(await stream.receive_some(_RECEIVE_SIZE)))
+        elif isinstance(event, h11.Response):
+            return event
+        elif not isinstance(event, h11.InformationalResponse):
+            raise ProxyError("The proxy closed the connection during CONNECT")

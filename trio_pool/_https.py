@@ -1,12 +1,11 @@
-"""HTTPSConnectionPool: an HTTPConnectionPool whose transport is TLS.
+"""HTTPSConnectionPool, and ``connection_from_url`` for either kind of pool.
 
 The pool turns its TLS options into one :class:`~trio_pool._tls.TLSConfig`
-when it is constructed; every connection then opens TCP as the plain pool
-does and runs :func:`start_tls` on it. The base pool puts the whole of
-``_open_transport`` inside the connect timeout and the error translation, so
-a slow handshake is a ``ConnectTimeoutError`` and an ``ssl`` failure an
-``SSLError``. A stream whose handshake or checks did not succeed is closed
-here, at once, and never reaches the pool.
+(checking them when it is constructed); every new connection then gets TLS
+on top of its transport (see ``_transport``). As in urllib3 the options are
+also attributes of the pool: assigning one (``pool.assert_fingerprint =
+...``) applies to the connections opened after that, because the config is
+rebuilt when any of them has changed.
 """
 
 from __future__ import annotations
@@ -16,50 +15,31 @@ import ssl
 import warnings
 from typing import Any
 
-import trio
-
-from ._exceptions import InsecureRequestWarning, LocationValueError
+from ._exceptions import InsecureRequestWarning, LocationValueError, URLSchemeUnknown
 from ._pool import HTTPConnectionPool
 from ._retry import Retry
 from ._timeout import DEFAULT_TIMEOUT, TimeoutLike
 from ._tls import AssertHostname, CADataLike, TLSConfig, tls_hostname
+from ._url import parse_url
 
-__all__ = ["HTTPSConnectionPool", "start_tls"]
+__all__ = ["TLS_OPTIONS", "HTTPSConnectionPool", "connection_from_url"]
 
-
-async def start_tls(
-    stream: trio.abc.Stream, config: TLSConfig, server_hostname: str
-) -> trio.SSLStream[trio.abc.Stream]:
-    """Run a TLS handshake over ``stream`` and check the peer.
-
-    Args:
-        stream: the connected transport (TCP, or a proxy tunnel).
-        config: the context and the checks to apply.
-        server_hostname: the name sent as SNI and verified.
-
-    Returns:
-        The TLS stream, handshake done and peer checked, nothing sent yet.
-
-    If the handshake fails, the checks fail, or this is cancelled, ``stream``
-    is closed before the exception propagates.
-    """
-    # Whatever fails, even making the SSLStream, the outermost stream that
-    # exists is closed: closing an SSLStream closes the TCP stream under it.
-    opened: trio.abc.AsyncResource = stream
-    try:
-        tls = trio.SSLStream(
-            stream,
-            config.context,
-            server_hostname=server_hostname,
-            https_compatible=True,
-        )
-        opened = tls
-        await tls.do_handshake()
-        config.verify_peer(tls.getpeercert, server_hostname)
-    except BaseException:
-        await trio.aclose_forcefully(opened)
-        raise
-    return tls
+#: The TLS options of an https pool, in the order ``TLSConfig`` takes them.
+TLS_OPTIONS = (
+    "ssl_context",
+    "cert_reqs",
+    "ca_certs",
+    "ca_cert_dir",
+    "ca_cert_data",
+    "cert_file",
+    "key_file",
+    "key_password",
+    "ssl_minimum_version",
+    "ssl_maximum_version",
+    "assert_hostname",
+    "assert_fingerprint",
+    "ssl_version",
+)
 
 
 class HTTPSConnectionPool(HTTPConnectionPool):
@@ -74,7 +54,7 @@ class HTTPSConnectionPool(HTTPConnectionPool):
             ``TLSConfig.from_options`` for what the pool still adjusts in it).
         cert_reqs: ``ssl.CERT_REQUIRED`` (the default) or ``ssl.CERT_NONE``,
             or their names (``"CERT_NONE"``, ``"NONE"``, ...). ``CERT_NONE``
-            emits ``InsecureRequestWarning`` for each new connection.
+            emits ``InsecureRequestWarning`` for each request.
         ca_certs: a PEM file of CA certificates to trust.
         ca_cert_dir: a directory of CA certificates under hashed names (as
             made by ``openssl rehash``).
@@ -94,6 +74,8 @@ class HTTPSConnectionPool(HTTPConnectionPool):
             handshake, before the request is sent, and in place of the name
             check.
         server_hostname: the name sent as SNI and verified, if not the host.
+        ssl_version: urllib3's deprecated ``ssl.PROTOCOL_*`` setting, mapped to
+            minimum and maximum versions (with a ``FutureWarning``).
         **kw: passed on to :class:`HTTPConnectionPool`.
 
     Raises:
@@ -127,6 +109,7 @@ class HTTPSConnectionPool(HTTPConnectionPool):
         assert_hostname: AssertHostname = None,
         assert_fingerprint: str | None = None,
         server_hostname: str | None = None,
+        ssl_version: int | str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(host, port, timeout, maxsize, block, headers, retries, **kw)
@@ -143,43 +126,44 @@ class HTTPSConnectionPool(HTTPConnectionPool):
         self.ssl_maximum_version = ssl_maximum_version
         self.assert_hostname = assert_hostname
         self.assert_fingerprint = assert_fingerprint
+        self.ssl_version = ssl_version
         self.server_hostname = server_hostname
-        self._tls = TLSConfig.from_options(
-            ssl_context=ssl_context,
-            cert_reqs=cert_reqs,
-            ca_certs=ca_certs,
-            ca_cert_dir=ca_cert_dir,
-            ca_cert_data=ca_cert_data,
-            cert_file=cert_file,
-            key_file=key_file,
-            key_password=key_password,
-            ssl_minimum_version=ssl_minimum_version,
-            ssl_maximum_version=ssl_maximum_version,
-            assert_hostname=assert_hostname,
-            assert_fingerprint=assert_fingerprint,
-        )
-        self._tls_hostname = _checked_hostname(
-            self._tls.context, server_hostname or self.host
-        )
+        self._tls_key: tuple[Any, ...] = ()
+        self._tls_config, self._tls_name = self._tls()
 
-    async def _open_transport(self) -> trio.abc.Stream:
-        if not self._tls.verified:
-            # Before connecting, so that a warning turned into an error (as
-            # under ``-W error``) cannot leave a stream open.
-            warnings.warn(
-                f"Unverified HTTPS request is being made to host {self.host!r}. "
-                "Adding certificate verification is strongly advised.",
-                InsecureRequestWarning,
-                stacklevel=2,
+    def _tls_options(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in (*TLS_OPTIONS, "server_hostname"))
+
+    def _tls(self) -> tuple[TLSConfig, str]:
+        """The TLS config for a new connection, rebuilt if an option changed."""
+        options = self._tls_options()
+        if options != self._tls_key:
+            config = TLSConfig.from_options(
+                **dict(zip(TLS_OPTIONS, options, strict=False))
             )
-        tcp = await super()._open_transport()
-        return await start_tls(tcp, self._tls, self._tls_hostname)
+            name = _checked_hostname(config.context, self.server_hostname or self.host)
+            self._tls_config, self._tls_name = config, name
+            self._tls_key = options
+        return self._tls_config, self._tls_name
 
-    def _connection_facts(self, stream: trio.abc.Stream) -> dict[str, Any]:
-        """The ``connect`` trace event's detail: TLS version and ALPN."""
-        if not isinstance(stream, trio.SSLStream):
-            return {}
-        return {"tls": stream.version(), "alpn": stream.selected_alpn_protocol()}
+    async def send_once(self, attempt: Any) -> Any:
+        """As for :class:`HTTPConnectionPool`; warns first when certificates
+        are not verified (``InsecureRequestWarning``, once per request, as in
+        urllib3)."""
+        config, _ = self._tls()
+        if not config.verified:
+            warn_unverified(self.host)
+        return await super().send_once(attempt)
+
+
+def warn_unverified(host: str) -> None:
+    """urllib3's warning for a request whose certificate is not checked."""
+    warnings.warn(
+        f"Unverified HTTPS request is being made to host {host!r}. "
+        "Adding certificate verification is strongly advised.",
+        InsecureRequestWarning,
+        stacklevel=5,
+    )
 
 
 def _checked_hostname(context: ssl.SSLContext, host: str) -> str:
@@ -192,3 +176,23 @@ def _checked_hostname(context: ssl.SSLContext, host: str) -> str:
             f"Invalid host name for TLS: {name!r} ({exc})"
         ) from exc
     return name
+
+
+def connection_from_url(url: str, **kw: Any) -> HTTPConnectionPool:
+    """A pool for the origin of ``url`` (to be entered with ``async with``).
+
+    ``https://`` URLs give an ``HTTPSConnectionPool``.
+
+    Raises:
+        LocationValueError: no host in ``url``.
+        URLSchemeUnknown: a scheme other than http or https.
+    """
+    parsed = parse_url(url)
+    scheme = parsed.scheme or "http"
+    if not parsed.host:
+        raise LocationValueError(f"No host in URL: {url!r}")
+    if scheme == "https":
+        return HTTPSConnectionPool(parsed.host, parsed.port, **kw)
+    if scheme != "http":
+        raise URLSchemeUnknown(scheme)
+    return HTTPConnectionPool(parsed.host, parsed.port, **kw)

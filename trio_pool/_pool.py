@@ -1,5 +1,10 @@
 """HTTPConnectionPool: a nursery of connection tasks, a limiter, an idle stack.
 
+The pool holds state and drives the lease lifecycle; it does not know how
+bytes get to the host (``_transport``), what goes on the wire (``_request``
+builds the head, ``_http11`` speaks the protocol), nor how retries and
+redirects are decided (``_send`` and the pure ``_retry``/``_redirect``).
+
 Theory of operation
 -------------------
 ``async with HTTPConnectionPool(...) as pool`` opens a nursery. Each connection
@@ -22,54 +27,55 @@ A checkout is a *lease* (token + connection). It is given back by one
 synchronous call, exactly once, on every path — end of body, release, error,
 cancellation — so no ``await`` is needed on the way out of a cancelled task.
 A connection whose exchange did not finish cleanly is never reused.
+
+Trace hooks are called only after the books are settled, and an exception
+from one is logged (``trio_pool.trace``) and dropped: a hook can never leak a
+token, strand a connection, or crash a connection's task.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-import h11
 import trio
 
 from . import _send
-from ._body import RequestBody
 from ._connection import Connection
 from ._exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
     EmptyPoolError,
-    InvalidHeader,
     LocationValueError,
-    NewConnectionError,
-    ProxyError,
     ReadTimeoutError,
-    SSLError,
     translate_errors,
 )
+from ._fields import encode_request
 from ._headers import HTTPHeaderDict
-from ._proxy import HTTPProxyConfig, SOCKSProxyConfig
+from ._http11 import HTTP11Connection
+from ._origin import Origin
+from ._protocol import ProtocolConnection, RequestHead
+from ._request import build_head
 from ._response import HTTPResponse
 from ._retry import Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout, TimeoutLike
-from ._trace import TraceCallback, TraceEvent
-from ._url import parse_url
-from ._version import __version__
+from ._trace import TraceCallback, TraceEvent, call_hook
+from ._transport import DIRECT, Dial, Route, SocketOption, SocketOptions, open_stream
+from ._url import encode_target, parse_url
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["HTTPConnectionPool", "PoolStatistics", "connection_from_url"]
+    from ._tls import TLSConfig
 
-DEFAULT_USER_AGENT: Final = f"python-trio-pool/{__version__}"
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+__all__ = ["HTTPConnectionPool", "PoolStatistics"]
+
+log = logging.getLogger("trio_pool.pool")
 #: Bodies up to this size are sent without watching for an early answer.
 _SMALL_BODY = 64 * 1024
-_KNOWN_CONN_KW = frozenset({"source_address", "happy_eyeballs_delay"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +105,17 @@ class PoolStatistics:
 class _Lease:
     """One checkout: a connection, and whether it holds a limiter token."""
 
-    __slots__ = ("conn", "global_token", "pool", "released", "tokened")
+    __slots__ = ("conn", "holds_global", "holds_token", "pool", "released")
 
-    def __init__(self, pool: HTTPConnectionPool, tokened: bool) -> None:
+    def __init__(self, pool: HTTPConnectionPool, holds_token: bool) -> None:
         self.pool = pool
-        self.tokened = tokened
-        self.global_token = False
+        self.holds_token = holds_token
+        self.holds_global = False
         self.conn: Connection | None = None
         self.released = False
 
     @property
-    def http(self) -> Any:
+    def http(self) -> ProtocolConnection:
         assert self.conn is not None
         return self.conn.http
 
@@ -124,7 +130,7 @@ class HTTPConnectionPool:
     only works inside that block (``ClosedPoolError`` otherwise).
 
     Args:
-        host: the host name or IP address.
+        host: the host name or IP address (normalised: lowercase, IDNA).
         port: the port; 80 by default.
         timeout: the default :class:`Timeout` (or seconds) for requests.
         maxsize: the number of connections kept, and the number of limiter
@@ -139,8 +145,24 @@ class HTTPConnectionPool:
             closes it.
         trace: a callback given a :class:`TraceEvent` for each step the pool
             takes (checkout, connect, request, response, release, close).
-        **conn_kw: ``source_address`` (a ``(host, port)`` to bind to; the port
-            is ignored) and ``happy_eyeballs_delay``.
+        route: how connections reach the host (a proxy tunnel, or forwarding
+            to an HTTP proxy); direct by default. Managers set this.
+        global_limiter: a limiter shared with other pools (a manager's
+            ``max_connections``), taken after this pool's own token.
+        source_address: a ``(host, port)`` to bind to; the port is ignored.
+        happy_eyeballs_delay: seconds before trying a host's next address.
+        socket_options: ``(level, option, value)`` triples applied to each
+            new TCP socket.
+        uds: connect to this Unix domain socket instead of TCP; ``host``
+            still names the ``Host`` header.
+        dial: an ``async (host, port) -> Stream`` that opens raw streams in
+            place of TCP (for tests).
+        enforce_content_length: raise ``IncompleteRead`` for a body shorter
+            than its Content-Length (urllib3's default, True).
+
+    Raises:
+        LocationValueError: no host.
+        LocationParseError: an invalid host name.
     """
 
     scheme = "http"
@@ -158,19 +180,21 @@ class HTTPConnectionPool:
         *,
         keepalive_expiry: float = 60.0,
         trace: TraceCallback | None = None,
-        _proxy: HTTPProxyConfig | SOCKSProxyConfig | None = None,
-        _forward: bool = False,
-        _global_limiter: trio.CapacityLimiter | None = None,
-        **conn_kw: Any,
+        route: Route = DIRECT,
+        global_limiter: trio.CapacityLimiter | None = None,
+        source_address: tuple[str, int] | None = None,
+        happy_eyeballs_delay: float = 0.25,
+        socket_options: list[SocketOption] | None = None,
+        uds: str | None = None,
+        dial: Dial | None = None,
+        enforce_content_length: bool = True,
     ) -> None:
         if not host:
             raise LocationValueError("No host specified.")
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
-        unknown = set(conn_kw) - _KNOWN_CONN_KW
-        if unknown:
-            raise TypeError(f"Unknown connection options: {', '.join(sorted(unknown))}")
-        self.host = _normalize_host(host)
+        self.origin = Origin.make(self.scheme, host, port)
+        self.host = self.origin.host
         self.port = port
         self.timeout = Timeout.resolve(timeout, DEFAULT_TIMEOUT)
         self.maxsize = maxsize
@@ -178,19 +202,14 @@ class HTTPConnectionPool:
         self.headers = HTTPHeaderDict(headers) if headers else HTTPHeaderDict()
         self.retries: Retry = Retry.from_int(retries, default=Retry.DEFAULT)
         self.keepalive_expiry = keepalive_expiry
-        self.conn_kw = conn_kw
-        # A proxy in between: tunnel through it, or (``_forward``) this pool
-        # *is* the pool to an HTTP proxy and writes absolute-form targets.
-        self._proxy = _proxy
-        self._forward = _forward
-        self._global_limiter = _global_limiter
-        self._trace = trace
-        self._origin = f"{self.scheme}://{self._host_header()}"
-        self._default_wire_headers = (
-            (b"Host", self._host_header().encode("idna")),
-            (b"Accept-Encoding", b"identity"),
-            (b"User-Agent", DEFAULT_USER_AGENT.encode()),
+        self.enforce_content_length = enforce_content_length
+        self.route = route
+        self.sockets = SocketOptions(
+            source_address, happy_eyeballs_delay, socket_options, uds, dial
         )
+        self._global_limiter = global_limiter
+        self._trace = trace
+        self._host_header = self.origin.authority.encode("ascii")
         self._limiter = trio.CapacityLimiter(maxsize)
         self._idle: dict[Connection, None] = {}
         self._conns: set[Connection] = set()
@@ -211,7 +230,7 @@ class HTTPConnectionPool:
         if self._nursery_cm is not None or self._nursery is not None:
             raise RuntimeError(f"{self!r} can be entered only once")
         self._nursery_cm = trio.open_nursery()
-        self._attach(await self._nursery_cm.__aenter__())
+        self.attach(await self._nursery_cm.__aenter__())
         return self
 
     async def __aexit__(
@@ -220,35 +239,38 @@ class HTTPConnectionPool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._close_all()
+        self.close_all()
         # The body's own exception is not handed to the nursery, which would
         # wrap it in an ExceptionGroup; it propagates unchanged after this.
         await self._nursery_cm.__aexit__(None, None, None)
         self._nursery = None
 
-    def _attach(self, nursery: trio.Nursery) -> None:
-        """Run this pool's connection tasks in ``nursery`` (a manager's, or
-        the pool's own)."""
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Run this pool's connection tasks in ``nursery`` (a manager's);
+        the pool is then not entered itself. Used by managers."""
         self._nursery = nursery
 
     async def aclose(self) -> None:
         """Close every connection; later requests raise ``ClosedPoolError``.
 
         Responses still streaming from the pool fail on their next read.
-        Leaving the ``async with`` block does this too.
+        Leaving the ``async with`` block does this too. If cancelled: the
+        connections are closed all the same (closing is synchronous; only the
+        final checkpoint is cancelled).
         """
-        self._close_all()
+        self.close_all()
         await trio.lowlevel.checkpoint()
 
-    def _close_all(self) -> None:
-        self._retire()
+    def close_all(self) -> None:
+        """Close every connection now (synchronous; for managers)."""
+        self.retire()
         for conn in list(self._conns):
             conn.discard()
         # Wake every request still waiting for a token: it gets one, finds
         # the pool closed and raises ClosedPoolError instead of waiting on.
         self._limiter.total_tokens = math.inf
 
-    def _retire(self) -> None:
+    def retire(self) -> None:
         """Stop taking requests and close idle connections; connections still
         leased close when their responses give them back."""
         self._closed = True
@@ -285,14 +307,14 @@ class HTTPConnectionPool:
         the wait with a cancel scope (``pool_timeout``).
         """
         self._check_open()
-        lease = _Lease(self, tokened=True)
+        lease = _Lease(self, holds_token=True)
         if self.block:
             await self._limiter.acquire_on_behalf_of(lease)
         else:
             try:
                 self._limiter.acquire_on_behalf_of_nowait(lease)
             except trio.WouldBlock:
-                lease.tokened = False
+                lease.holds_token = False
         if self._global_limiter is not None:
             # A manager-wide limit: taken after this pool's token, so a task
             # waiting here holds only its own host's token, and every global
@@ -302,7 +324,7 @@ class HTTPConnectionPool:
             except BaseException:
                 self._release(lease, reuse=False)
                 raise
-            lease.global_token = True
+            lease.holds_global = True
         return lease
 
     async def _checkout(self, pool_timeout: float | None) -> _Lease:
@@ -323,7 +345,7 @@ class HTTPConnectionPool:
         """Give the lease a connection: an idle one if possible, else a new one."""
         nursery = self._check_open()
         started = trio.current_time() if self._trace else 0.0
-        if lease.tokened:
+        if lease.holds_token:
             idle = self._idle
             while idle:
                 conn, _ = idle.popitem()
@@ -334,71 +356,46 @@ class HTTPConnectionPool:
                         self._emit("reuse", started)
                     return
         stream = await self._open_stream(limits)
-        conn = Connection(stream, self)
+        conn = Connection(HTTP11Connection(stream, self))
         self._conns.add(conn)
         self._created += 1
         nursery.start_soon(conn.run, self._on_closed)
         self._lend(lease, conn)
+        log.debug(
+            "Starting new %s connection (%d): %s:%s",
+            self.scheme.upper(),
+            self._created,
+            self.host,
+            self.origin.port,
+        )
         if self._trace:
-            self._emit("connect", started, **self._connection_facts(stream))
-
-    def _connection_facts(self, stream: trio.abc.Stream) -> dict[str, Any]:
-        """What a ``connect`` trace event reports about a new connection."""
-        return {}
+            self._emit("connect", started, **_connection_facts(stream))
 
     def _emit(self, name: str, started: float, **detail: Any) -> None:
         assert self._trace is not None
         now = trio.current_time()
-        self._trace(TraceEvent(name, self._origin, started, now - started, detail))
+        event = TraceEvent(name, str(self.origin), started, now - started, detail)
+        call_hook(self._trace, event)
 
     def _lend(self, lease: _Lease, conn: Connection) -> None:
         lease.conn = conn
         self._in_use += 1
 
+    def _tls(self) -> tuple[TLSConfig | None, str]:
+        """TLS for new connections, and the name to verify (https pools)."""
+        return None, ""
+
     async def _open_stream(self, limits: Timeout) -> trio.abc.Stream:
         """Open the transport to the host, within the connect timeout."""
         limit = limits.connect_timeout
-        try:
+        tls, server_hostname = self._tls()
+        with trio.move_on_after(math.inf if limit is None else limit):
             with translate_errors("connect", pool=self, host=self.host):
-                with trio.move_on_after(math.inf if limit is None else limit):
-                    return await self._open_transport()
-        except (NewConnectionError, SSLError) as exc:
-            if not self._forward:
-                raise
-            # A forwarding pool's connection is to the proxy itself.
-            raise ProxyError("Unable to connect to proxy", exc) from exc
+                return await open_stream(
+                    self.origin, self.route, self.sockets, tls, server_hostname
+                )
         raise ConnectTimeoutError(
             self, f"Connection to {self.host} timed out. (connect timeout={limit})"
-        )
-
-    async def _open_transport(self) -> trio.abc.Stream:
-        """The byte stream to the target: TCP, or a tunnel through a proxy."""
-        port = self.port or self.default_port
-        if self._proxy is not None and not self._forward:
-            return await self._open_tunnel(self._proxy, port)
-        return await self._open_tcp(self.host, port)
-
-    async def _open_tunnel(
-        self, proxy: HTTPProxyConfig | SOCKSProxyConfig, port: int
-    ) -> trio.abc.Stream:
-        """The proxy's leg of the connection: its failures are ProxyErrors.
-
-        What follows on top (TLS to the target, for https) is the target's,
-        and reports its own errors.
-        """
-        try:
-            with translate_errors("connect", pool=self, host=proxy.url.host or ""):
-                return await proxy.open_tunnel(self.host, port, self._open_tcp)
-        except (NewConnectionError, SSLError) as exc:
-            raise ProxyError("Unable to connect to proxy", exc) from exc
-
-    async def _open_tcp(self, host: str, port: int) -> trio.abc.Stream:
-        source = self.conn_kw.get("source_address")
-        return await trio.open_tcp_stream(
-            host,
-            port,
-            happy_eyeballs_delay=self.conn_kw.get("happy_eyeballs_delay", 0.25),
-            local_address=source[0] if source else None,
         )
 
     def _release(self, lease: _Lease, reuse: bool) -> None:
@@ -406,22 +403,22 @@ class HTTPConnectionPool:
             return
         lease.released = True
         conn = lease.conn
+        kept = False
         if conn is not None:
             self._in_use -= 1
-            if reuse and lease.tokened and not self._closed:
+            if reuse and lease.holds_token and not self._closed:
                 conn.make_idle(trio.current_time() + self.keepalive_expiry)
                 self._idle[conn] = None
+                kept = True
             else:
                 conn.discard()
-        if lease.tokened:
+        if lease.holds_token:
             self._limiter.release_on_behalf_of(lease)
-        if lease.global_token:
+        if lease.holds_global:
             assert self._global_limiter is not None
             self._global_limiter.release_on_behalf_of(lease)
         if self._trace:
-            self._emit(
-                "release", trio.current_time(), reuse=reuse and conn in self._idle
-            )
+            self._emit("release", trio.current_time(), reuse=kept)
 
     def _on_closed(self, conn: Connection, reason: str) -> None:
         """Told by a connection's task as it closes the connection."""
@@ -429,165 +426,133 @@ class HTTPConnectionPool:
         self._idle.pop(conn, None)
         if not self._closed:
             self._dropped += 1
+            if reason != "discarded":
+                log.info("Connection to %s dropped: %s", self.origin, reason)
         if self._trace:
             self._emit("close", trio.current_time(), reason=reason)
 
-    # -- one attempt ------------------------------------------------------------
+    # -- one attempt (what the retry loop calls) --------------------------------
 
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        body: RequestBody,
-        headers: Any,
-        limits: Timeout,
-        opts: _send.Options,
-    ) -> HTTPResponse:
-        """Checkout, one exchange, and (if asked) the body, within ``total``."""
-        request = self._h11_request(method, url, headers, body, opts.chunked)
+    async def send_once(self, attempt: _send.Attempt) -> HTTPResponse:
+        """One attempt: checkout, one exchange, and (if asked) the body,
+        within ``total``. Used by the retry/redirect loop (``_send``).
+
+        If cancelled, the connection is closed and the token returned.
+        """
+        head = self._head(attempt)
         started = trio.current_time() if self._trace else 0.0
-        lease = await self._checkout(opts.pool_timeout)
+        lease = await self._checkout(attempt.pool_timeout)
         if self._trace:
-            self._emit("checkout", started, tokened=lease.tokened)
+            self._emit("checkout", started, tokened=lease.holds_token)
+        limits = attempt.timeout
         response: HTTPResponse | None = None
-        with limits.total_scope() as total:
+        with _total_scope(limits.total) as total:
             try:
                 await self._connect(lease, limits)
-                response = await self._exchange(
-                    lease, request, url, body, limits, opts.decode_content
-                )
-                if opts.preload_content:
+                response = await self._exchange(lease, head, attempt)
+                if attempt.preload_content:
                     await response.read()
             except BaseException:
                 lease.release(reuse=False)
                 raise
         if total.cancelled_caught:
-            if lease.conn is None:
-                raise ConnectTimeoutError(
-                    self,
-                    f"Connecting took longer than the total timeout ({limits.total})",
-                )
-            raise ReadTimeoutError(
-                self,
-                url,
-                f"Request took longer than the total timeout ({limits.total})",
-            )
+            raise self._total_timeout(lease, attempt)
         assert response is not None
         return response
 
+    def _total_timeout(self, lease: _Lease, attempt: _send.Attempt) -> Exception:
+        total = attempt.timeout.total
+        if lease.conn is None:
+            return ConnectTimeoutError(
+                self, f"Connecting took longer than the total timeout ({total})"
+            )
+        return ReadTimeoutError(
+            self, attempt.url, f"Request took longer than the total timeout ({total})"
+        )
+
     async def _exchange(
-        self,
-        lease: _Lease,
-        request: h11.Request,
-        url: str,
-        body: RequestBody,
-        limits: Timeout,
-        decode_content: bool,
+        self, lease: _Lease, head: RequestHead, attempt: _send.Attempt
     ) -> HTTPResponse:
         http = lease.http
-        http.url = url
-        http.read_timeout = limits.read_timeout
+        body = attempt.body
         started = trio.current_time() if self._trace else 0.0
-        head = await http.send_request(
-            request,
+        early = await http.send_request(
+            head,
             body.chunks(),
+            attempt.timeout.read_timeout,
             watch_for_answer=body.length is None or body.length > _SMALL_BODY,
         )
         if self._trace:
-            self._emit("request", started, method=request.method.decode(), url=url)
+            self._emit("request", started, method=attempt.method, url=attempt.url)
             started = trio.current_time()
-        if head is None:
-            head = await http.receive_response()
+        response_head = early if early is not None else await http.receive_response()
         if self._trace:
-            self._emit("response", started, status=head.status_code)
+            self._emit("response", started, status=response_head.status)
+        log.debug(
+            '%s "%s %s HTTP/%s" %s %s',
+            self.origin,
+            attempt.method,
+            attempt.url,
+            "1.1" if response_head.version == 11 else "1.0",
+            response_head.status,
+            response_head.headers.get("Content-Length", "-"),
+        )
         return HTTPResponse(
-            status=head.status_code,
-            reason=head.reason.decode("latin-1"),
-            version=11 if head.http_version == b"1.1" else 10,
-            headers=HTTPHeaderDict._from_wire(head.headers.raw_items()),
+            status=response_head.status,
+            reason=response_head.reason,
+            version=response_head.version,
+            headers=response_head.headers,
             lease=lease,
-            request_method=request.method.decode("ascii"),
-            request_url=self._absolute(url),
-            decode_content=decode_content,
+            request_method=attempt.method,
+            request_url=self.absolute_url(attempt.url),
+            decode_content=attempt.decode_content,
+            enforce_content_length=self.enforce_content_length,
         )
 
     # -- request preparation --------------------------------------------------
 
-    def _request_target(self, url: str) -> bytes:
-        if not self._forward and _PLAIN_TARGET.fullmatch(url) and "/." not in url:
-            # Already in normal form: nothing parse_url would change.
-            return url.encode("ascii")
-        # parse_url percent-encodes anything that may not go on the wire.
-        parsed = parse_url(url)
-        if self._forward:
-            # To an HTTP proxy: the absolute URL, without any userinfo.
-            return parsed._replace(auth=None, fragment=None).url.encode(
-                "ascii", "replace"
+    def _head(self, attempt: _send.Attempt) -> RequestHead:
+        """Build (and so check) the request head before any I/O."""
+        headers = attempt.headers if attempt.headers is not None else self.headers
+        proxy = self.route.forward_proxy
+        if proxy is None:
+            return build_head(
+                attempt.method,
+                self._target(attempt.url),
+                headers,
+                attempt.body,
+                attempt.chunked,
+                host=self._host_header,
+                url=attempt.url,
             )
-        return parsed.request_uri.encode("ascii", "replace")
+        # To an HTTP proxy: the absolute URL without userinfo, the target's
+        # Host and ``Accept: */*`` first (as urllib3), the proxy's headers last.
+        parsed = parse_url(attempt.url)
+        forwarded = HTTPHeaderDict({"Accept": "*/*", "Host": parsed.netloc or ""})
+        forwarded.update(HTTPHeaderDict(headers))
+        forwarded.update(proxy.headers)
+        target = parsed._replace(auth=None, fragment=None).url
+        return build_head(
+            attempt.method,
+            target,
+            forwarded,
+            attempt.body,
+            attempt.chunked,
+            host=None,
+            url=attempt.url,
+        )
 
-    def _host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port is None or self.port == self.default_port:
-            return host
-        return f"{host}:{self.port}"
-
-    def _h11_request(
-        self, method: str, url: str, headers: Any, body: RequestBody, chunked: bool
-    ) -> h11.Request:
-        """Build (and so validate) the request head before any I/O.
-
-        Raises:
-            InvalidHeader: CR, LF or NUL (or other forbidden bytes) in the
-                method, target, or a header; non-Latin-1 header values.
-        """
-        wire = self._wire_headers(method, url, headers, body, chunked)
-        with translate_errors("send", pool=self, url=url):
-            return h11.Request(
-                method=method.encode("ascii", "replace"),
-                target=self._request_target(url),
-                headers=wire,
-            )
-
-    def _wire_headers(
-        self, method: str, url: str, headers: Any, body: RequestBody, chunked: bool
-    ) -> list[tuple[bytes, bytes]]:
-        """The request's header lines: the caller's (or the pool's), then the
-        defaults the caller did not set, then body framing."""
-        source = headers if headers is not None else self.headers
-        try:
-            wire = [
-                (k.encode("ascii"), v.encode("latin-1"))
-                for k, v in _header_items(source)
-            ]
-        except UnicodeEncodeError as exc:
-            raise InvalidHeader(
-                f"Header names must be ASCII and values Latin-1: {exc}"
-            ) from exc
-        present = {name.lower() for name, _ in wire}
-        extra: list[tuple[bytes, bytes]] = []
-        if self._forward:
-            assert isinstance(self._proxy, HTTPProxyConfig)
-            extra.append((b"host", (parse_url(url).netloc or "").encode("ascii")))
-            extra += [(k.encode(), v.encode("latin-1")) for k, v in self._proxy.headers]
-        extra += self._default_wire_headers
-        for name, value in extra:
-            if name.lower() not in present:
-                wire.append((name, value))
-                present.add(name.lower())
-        if b"content-length" not in present and b"transfer-encoding" not in present:
-            if body.is_empty:
-                if method.upper() in _BODY_METHODS:
-                    wire.append((b"Content-Length", b"0"))
-            elif chunked or body.length is None:
-                wire.append((b"Transfer-Encoding", b"chunked"))
-            else:
-                wire.append((b"Content-Length", str(body.length).encode()))
-        return wire
-
-    def _absolute(self, url: str) -> str:
+    def _target(self, url: str) -> str:
+        """The request target urllib3 would send for ``url`` on this pool."""
         if url.startswith("/"):
-            return f"{self.scheme}://{self._host_header()}{url}"
+            return encode_target(url)
+        return parse_url(url).url
+
+    def absolute_url(self, url: str) -> str:
+        """``url`` made absolute on this pool's origin (for responses and
+        redirects)."""
+        if url.startswith("/"):
+            return f"{self.origin}{url}"
         return url
 
     def is_same_host(self, url: str) -> bool:
@@ -595,13 +560,12 @@ class HTTPConnectionPool:
         if url.startswith("/"):
             return True
         parsed = parse_url(url)
-        scheme = parsed.scheme or "http"
-        if scheme != self.scheme or parsed.host is None:
+        if parsed.host is None:
             return False
-        port = parsed.port or self.default_port
-        return _normalize_host(parsed.host) == self.host and port == (
-            self.port or self.default_port
-        )
+        try:
+            return Origin.of_url(parsed) == self.origin
+        except LocationValueError:
+            return False
 
     # -- the public request API -------------------------------------------------
 
@@ -626,7 +590,8 @@ class HTTPConnectionPool:
 
         Args:
             method: the HTTP method, e.g. ``"GET"``.
-            url: a path (``"/x?y=1"``) or an absolute URL on this pool's host.
+            url: a path (``"/x?y=1"``, sent as given, ``.`` segments
+                included) or an absolute URL on this pool's host.
             body: bytes, str, a file, or an (async) iterable of bytes.
             headers: request headers; the pool's ``headers`` if None.
             retries: a ``Retry``, a number of retries, False (no retries,
@@ -649,24 +614,20 @@ class HTTPConnectionPool:
         If cancelled, the request is abandoned at once: its connection is
         closed (never reused) and its limiter token returned.
         """
-        return await _send.urlopen(
-            self,
-            method,
-            url,
-            _send.Options(
-                body=body,
-                headers=headers,
-                retries=retries,
-                redirect=redirect,
-                assert_same_host=assert_same_host,
-                timeout=timeout,
-                pool_timeout=pool_timeout,
-                chunked=chunked,
-                body_pos=body_pos,
-                preload_content=preload_content,
-                decode_content=decode_content,
-            ),
+        options = _send.RequestOptions(
+            body=body,
+            headers=headers,
+            retries=retries,
+            redirect=redirect,
+            assert_same_host=assert_same_host,
+            timeout=timeout,
+            pool_timeout=pool_timeout,
+            chunked=chunked,
+            body_pos=body_pos,
+            preload_content=preload_content,
+            decode_content=decode_content,
         )
+        return await _send.urlopen(self, method, url, options)
 
     async def request(
         self,
@@ -676,6 +637,9 @@ class HTTPConnectionPool:
         headers: Any = None,
         json: Any = None,
         body: Any = None,
+        *,
+        encode_multipart: bool = True,
+        multipart_boundary: str | None = None,
         **urlopen_kw: Any,
     ) -> HTTPResponse:
         """Like :meth:`urlopen`, encoding ``fields`` or ``json`` for you.
@@ -683,48 +647,57 @@ class HTTPConnectionPool:
         ``fields`` go into the query string for GET, HEAD, DELETE and OPTIONS,
         and into a multipart (or, with ``encode_multipart=False``, urlencoded)
         body otherwise. ``json`` is serialised as the body with
-        ``Content-Type: application/json``. If cancelled: as :meth:`urlopen`.
+        ``Content-Type: application/json``. The caller's headers win over the
+        encoding's ``Content-Type``. Other keyword arguments are
+        :meth:`urlopen`'s. If cancelled: as :meth:`urlopen`.
         """
-        url, body, headers = _send.encode_request(
-            method, url, fields, headers, json, body, urlopen_kw, self.headers
+        method = method.upper()
+        encoded = encode_request(
+            method,
+            url,
+            fields=fields,
+            headers=headers,
+            json=json,
+            body=body,
+            default_headers=self.headers,
+            encode_multipart=encode_multipart,
+            multipart_boundary=multipart_boundary,
         )
-        return await self.urlopen(method, url, body=body, headers=headers, **urlopen_kw)
+        return await self.urlopen(
+            method,
+            encoded.url,
+            body=encoded.body,
+            headers=encoded.headers,
+            **urlopen_kw,
+        )
 
 
-#: Origin-form targets that parse_url would leave exactly as they are.
-_PLAIN_TARGET = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
+def _connection_facts(stream: trio.abc.Stream) -> dict[str, Any]:
+    """What a ``connect`` trace event reports about a new connection."""
+    if not isinstance(stream, trio.SSLStream):
+        return {}
+    return {"tls": stream.version(), "alpn": stream.selected_alpn_protocol()}
 
 
-def _header_items(headers: Any) -> Iterable[tuple[str, str]]:
-    if isinstance(headers, HTTPHeaderDict):
-        return headers.iteritems()
-    if isinstance(headers, Mapping):
-        return headers.items()
-    return headers  # type: ignore[no-any-return]
+class _NoScope:
+    """A do-nothing ``with`` block shaped like a cancel scope."""
+
+    __slots__ = ()
+    cancelled_caught = False
+
+    def __enter__(self) -> _NoScope:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
-def _normalize_host(host: str) -> str:
-    host = host.strip()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host.lower()
+_NO_SCOPE = _NoScope()
 
 
-def connection_from_url(url: str, **kw: Any) -> HTTPConnectionPool:
-    """A pool for the origin of ``url`` (to be entered with ``async with``).
-
-    ``https://`` URLs give an ``HTTPSConnectionPool``.
-    """
-    parsed = parse_url(url)
-    scheme = parsed.scheme or "http"
-    if not parsed.host:
-        raise LocationValueError(f"No host in URL: {url!r}")
-    if scheme == "https":
-        from ._https import HTTPSConnectionPool
-
-        return HTTPSConnectionPool(parsed.host, parsed.port, **kw)
-    if scheme != "http":
-        from ._exceptions import URLSchemeUnknown
-
-        raise URLSchemeUnknown(scheme)
-    return HTTPConnectionPool(parsed.host, parsed.port, **kw)
+def _total_scope(total: float | None) -> trio.CancelScope | _NoScope:
+    """A cancel scope that ends the attempt when ``total`` runs out; without
+    a total, a stand-in that costs nothing and never reports a cancel."""
+    if total is None:
+        return _NO_SCOPE
+    return trio.CancelScope(deadline=trio.current_time() + total)

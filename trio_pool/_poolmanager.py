@@ -19,7 +19,7 @@ the manager as the router that picks the pool for each new URL.
 
 from __future__ import annotations
 
-import functools
+import inspect
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,14 +33,19 @@ from ._exceptions import (
     LocationValueError,
     ProxySchemeUnknown,
     ProxySchemeUnsupported,
-    URLSchemeUnknown,
 )
+from ._fields import encode_request
 from ._headers import HTTPHeaderDict, make_headers
+from ._https import TLS_OPTIONS, HTTPSConnectionPool
+from ._origin import DEFAULT_PORTS, Origin
 from ._pool import HTTPConnectionPool
 from ._proxy import HTTPProxyConfig, SOCKSProxyConfig
 from ._response import HTTPResponse
+from ._retry import Retry
 from ._timeout import Timeout, TimeoutLike
-from ._url import parse_url
+from ._tls import TLSConfig
+from ._transport import DIRECT, Route
+from ._url import Url, parse_url
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -55,25 +60,23 @@ __all__ = [
     "request",
 ]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Options that only mean something for https:// pools.
-_TLS_OPTIONS = frozenset(
-    {
-        "ssl_context",
-        "cert_reqs",
-        "ca_certs",
-        "ca_cert_dir",
-        "ca_cert_data",
-        "cert_file",
-        "key_file",
-        "key_password",
-        "ssl_minimum_version",
-        "ssl_maximum_version",
-        "assert_hostname",
-        "assert_fingerprint",
-        "server_hostname",
-    }
+_TLS_OPTIONS = frozenset({*TLS_OPTIONS, "server_hostname"})
+#: Options a manager may pass to its pools (routing and limits are its own).
+_POOL_OPTIONS = frozenset(
+    name
+    for cls in (HTTPConnectionPool, HTTPSConnectionPool)
+    for name in inspect.signature(cls).parameters
+    if name not in ("host", "port", "route", "global_limiter", "kw")
 )
+#: The CA options that also verify an https proxy (as in urllib3).
+_PROXY_CA_OPTIONS = ("cert_reqs", "ca_certs", "ca_cert_dir", "ca_cert_data")
+
+
+def _check_pool_options(options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - _POOL_OPTIONS)
+    if unknown:
+        raise TypeError(f"Unknown connection pool options: {', '.join(unknown)}")
 
 
 def _hashable(value: Any) -> Hashable:
@@ -102,16 +105,20 @@ class PoolKey:
     def make(
         cls, scheme: str, host: str, port: int | None, options: Mapping[str, Any]
     ) -> PoolKey:
-        scheme = scheme.lower()
+        return cls.of(Origin.make(scheme, host, port), options)
+
+    @classmethod
+    def of(cls, origin: Origin, options: Mapping[str, Any]) -> PoolKey:
+        """The key for ``origin`` with these pool options."""
         relevant = {
             k: v
             for k, v in options.items()
-            if scheme == "https" or k not in _TLS_OPTIONS
+            if origin.scheme == "https" or k not in _TLS_OPTIONS
         }
         return cls(
-            scheme=scheme,
-            host=host.lower().strip("[]"),
-            port=port or _DEFAULT_PORTS[scheme],
+            scheme=origin.scheme,
+            host=origin.host,
+            port=origin.port,
             options=tuple(sorted((k, _hashable(v)) for k, v in relevant.items())),
         )
 
@@ -170,6 +177,7 @@ class PoolManager:
         )
         self.num_pools = num_pools
         self.headers = HTTPHeaderDict(headers) if headers else HTTPHeaderDict()
+        _check_pool_options(connection_pool_kw)
         self.connection_pool_kw = connection_pool_kw
         self.pools: dict[PoolKey, HTTPConnectionPool] = {}
         self._nursery: trio.Nursery | None = None
@@ -232,7 +240,7 @@ class PoolManager:
         """Close every pool (and so every connection) the manager holds."""
         pools, self.pools = self.pools, {}
         for pool in pools.values():
-            pool._close_all()
+            pool.close_all()
 
     # -- routing ---------------------------------------------------------------
 
@@ -247,17 +255,28 @@ class PoolManager:
 
         ``pool_kwargs`` override the manager's pool options for this origin
         (a None value removes one); different options mean a different pool.
+
+        Raises:
+            LocationValueError: no host.
+            LocationParseError: an invalid host.
+            URLSchemeUnknown: a scheme other than http or https.
         """
         if not host:
             raise LocationValueError("No host specified.")
-        scheme = (scheme or "http").lower()
-        if scheme not in _DEFAULT_PORTS:
-            raise URLSchemeUnknown(scheme)
+        return self.connection_from_origin(Origin.make(scheme, host, port), pool_kwargs)
+
+    def connection_from_origin(
+        self, origin: Origin, pool_kwargs: Mapping[str, Any] | None = None
+    ) -> HTTPConnectionPool:
+        """The pool for ``origin`` (what :meth:`connection_from_host` and
+        :meth:`connection_from_url` come down to)."""
         kw = self._merge(pool_kwargs)
-        return self.connection_from_pool_key(PoolKey.make(scheme, host, port, kw), kw)
+        return self.connection_from_pool_key(PoolKey.of(origin, kw), kw)
 
     def _merge(self, pool_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
         kw = dict(self.connection_pool_kw)
+        if pool_kwargs:
+            _check_pool_options(pool_kwargs)
         for name, value in (pool_kwargs or {}).items():
             if value is None:
                 kw.pop(name, None)
@@ -269,10 +288,7 @@ class PoolManager:
         self, url: str, pool_kwargs: Mapping[str, Any] | None = None
     ) -> HTTPConnectionPool:
         """The pool for the origin of ``url``."""
-        parsed = parse_url(url)
-        return self.connection_from_host(
-            parsed.host, parsed.port, parsed.scheme or "http", pool_kwargs
-        )
+        return self.connection_from_origin(Origin.of_url(url), pool_kwargs)
 
     def connection_from_pool_key(
         self, key: PoolKey, pool_kwargs: Mapping[str, Any] | None = None
@@ -290,9 +306,9 @@ class PoolManager:
         if pool is None:
             kw = dict(self.connection_pool_kw if pool_kwargs is None else pool_kwargs)
             pool = self._new_pool(key, kw)
-            pool._attach(self._nursery)
+            pool.attach(self._nursery)
             while len(self.pools) >= self.num_pools:
-                self.pools.pop(next(iter(self.pools)))._retire()
+                self.pools.pop(next(iter(self.pools))).retire()
         self.pools[key] = pool
         return pool
 
@@ -300,17 +316,29 @@ class PoolManager:
         return self._make_pool(key, kw)
 
     def _make_pool(
-        self, key: PoolKey, kw: dict[str, Any], **private: Any
+        self, key: PoolKey, kw: dict[str, Any], route: Route = DIRECT
     ) -> HTTPConnectionPool:
         """A pool for ``key``, sharing the manager's global limit."""
-        private["_global_limiter"] = self._global_limiter
+        limiter = self._global_limiter
         if key.scheme == "https":
-            from ._https import HTTPSConnectionPool
+            return HTTPSConnectionPool(
+                key.host, key.port, **kw, route=route, global_limiter=limiter
+            )
+        plain = {k: v for k, v in kw.items() if k not in _TLS_OPTIONS}
+        return HTTPConnectionPool(
+            key.host, key.port, **plain, route=route, global_limiter=limiter
+        )
 
-            return HTTPSConnectionPool(key.host, key.port, **kw, **private)
-        for name in _TLS_OPTIONS:
-            kw.pop(name, None)
-        return HTTPConnectionPool(key.host, key.port, **kw, **private)
+    def route(self, url: str) -> tuple[HTTPConnectionPool, str]:
+        """The pool for an absolute URL, and the target to hand it: the
+        path and query (the URL is parsed once, here)."""
+        parsed = parse_url(url)
+        if parsed.host is None:
+            raise LocationValueError(f"URL has no host: {url!r}")
+        return self._pool_for(parsed), parsed.request_uri
+
+    def _pool_for(self, parsed: Url) -> HTTPConnectionPool:
+        return self.connection_from_origin(Origin.of_url(parsed))
 
     # -- requests --------------------------------------------------------------
 
@@ -322,26 +350,31 @@ class PoolManager:
         *,
         body: Any = None,
         headers: Any = None,
-        retries: Any = None,
+        retries: Retry | int | bool | None = None,
         timeout: TimeoutLike = Timeout.DEFAULT_TIMEOUT,  # noqa: ASYNC109
         pool_timeout: float | None = None,
+        release_conn: bool | None = None,
         chunked: bool = False,
         body_pos: int | None = None,
         preload_content: bool = True,
         decode_content: bool = True,
-        **ignored: Any,
+        assert_same_host: bool = False,
     ) -> HTTPResponse:
         """Send a request to an absolute URL, following redirects anywhere.
 
-        Takes ``HTTPConnectionPool.urlopen``'s arguments. Cross-host
-        redirects drop ``Retry.remove_headers_on_redirect`` (Authorization,
-        Cookie, Proxy-Authorization) when scheme, host or port change. If
-        cancelled: as ``HTTPConnectionPool.urlopen``.
+        Takes ``HTTPConnectionPool.urlopen``'s arguments (``release_conn``
+        and ``assert_same_host`` are accepted for urllib3 compatibility and
+        change nothing here). Cross-host redirects drop
+        ``Retry.remove_headers_on_redirect`` (Authorization, Cookie,
+        Proxy-Authorization) when scheme, host or port change. If cancelled:
+        as ``HTTPConnectionPool.urlopen``.
+
+        Raises:
+            TypeError: an unknown keyword argument.
+            LocationValueError: the URL has no host.
         """
-        if parse_url(url).host is None:
-            raise LocationValueError(f"URL has no host: {url!r}")
-        pool = self.connection_from_url(url)
-        opts = _send.Options(
+        pool, target = self.route(url)
+        options = _send.RequestOptions(
             body=body,
             headers=headers if headers is not None else self.headers,
             retries=retries,
@@ -354,9 +387,7 @@ class PoolManager:
             preload_content=preload_content,
             decode_content=decode_content,
         )
-        return await _send.urlopen(
-            pool, method, url, opts, route=self.connection_from_url
-        )
+        return await _send.urlopen(pool, method, target, options, route=self.route)
 
     async def request(
         self,
@@ -366,26 +397,99 @@ class PoolManager:
         headers: Any = None,
         json: Any = None,
         body: Any = None,
-        **urlopen_kw: Any,
+        *,
+        encode_multipart: bool = True,
+        multipart_boundary: str | None = None,
+        redirect: bool = True,
+        retries: Retry | int | bool | None = None,
+        timeout: TimeoutLike = Timeout.DEFAULT_TIMEOUT,  # noqa: ASYNC109
+        pool_timeout: float | None = None,
+        release_conn: bool | None = None,
+        chunked: bool = False,
+        body_pos: int | None = None,
+        preload_content: bool = True,
+        decode_content: bool = True,
     ) -> HTTPResponse:
         """Like :meth:`urlopen`, encoding ``fields`` or ``json`` as
-        ``HTTPConnectionPool.request`` does."""
-        url, body, headers = _send.encode_request(
-            method, url, fields, headers, json, body, urlopen_kw, self.headers
+        ``HTTPConnectionPool.request`` does. If cancelled: as ``urlopen``.
+
+        Raises:
+            TypeError: an unknown keyword argument, or two kinds of body.
+        """
+        method = method.upper()
+        encoded = encode_request(
+            method,
+            url,
+            fields=fields,
+            headers=headers,
+            json=json,
+            body=body,
+            default_headers=self.headers,
+            encode_multipart=encode_multipart,
+            multipart_boundary=multipart_boundary,
         )
-        return await self.urlopen(method, url, body=body, headers=headers, **urlopen_kw)
+        return await self.urlopen(
+            method,
+            encoded.url,
+            redirect,
+            body=encoded.body,
+            headers=encoded.headers,
+            retries=retries,
+            timeout=timeout,
+            pool_timeout=pool_timeout,
+            chunked=chunked,
+            body_pos=body_pos,
+            preload_content=preload_content,
+            decode_content=decode_content,
+        )
 
 
-async def request(method: str, url: str, **kw: Any) -> HTTPResponse:
+async def request(
+    method: str,
+    url: str,
+    fields: Any = None,
+    headers: Any = None,
+    json: Any = None,
+    body: Any = None,
+    *,
+    encode_multipart: bool = True,
+    multipart_boundary: str | None = None,
+    redirect: bool = True,
+    retries: Retry | int | bool | None = None,
+    timeout: TimeoutLike = Timeout.DEFAULT_TIMEOUT,  # noqa: ASYNC109
+    chunked: bool = False,
+    body_pos: int | None = None,
+    preload_content: bool = True,
+    decode_content: bool = True,
+) -> HTTPResponse:
     """One request with a temporary :class:`PoolManager`.
 
     The body is always read before this returns (the connection does not
-    outlive the call), so ``preload_content`` is ignored. Prefer a
-    ``PoolManager`` block for more than one request.
+    outlive the call), so ``preload_content`` is accepted but has no effect.
+    Prefer a ``PoolManager`` block for more than one request. If cancelled,
+    the temporary manager and its connection are closed.
+
+    Raises:
+        TypeError: an unknown keyword argument.
     """
-    kw.pop("preload_content", None)
     async with PoolManager() as http:
-        return await http.request(method, url, preload_content=True, **kw)
+        return await http.request(
+            method,
+            url,
+            fields,
+            headers,
+            json,
+            body,
+            encode_multipart=encode_multipart,
+            multipart_boundary=multipart_boundary,
+            redirect=redirect,
+            retries=retries,
+            timeout=timeout,
+            chunked=chunked,
+            body_pos=body_pos,
+            preload_content=True,
+            decode_content=decode_content,
+        )
 
 
 class ProxyManager(PoolManager):
@@ -438,68 +542,68 @@ class ProxyManager(PoolManager):
                 "use_forwarding_for_https needs an https:// proxy: forwarding https "
                 "requests through a plain-http proxy would expose them"
             )
-        port = proxy.port or _DEFAULT_PORTS[proxy.scheme]
+        port = proxy.port or DEFAULT_PORTS[proxy.scheme]
         self.proxy = proxy._replace(auth=None, port=port)
         sent = HTTPHeaderDict(proxy_headers) if proxy_headers else HTTPHeaderDict()
         if proxy.auth and "Proxy-Authorization" not in sent:
             sent.update(make_headers(proxy_basic_auth=proxy.auth))
         self.proxy_headers = sent
+        # Verifying an https proxy: its own options, and (as in urllib3) the
+        # CA options given for the targets.
         self._proxy_tls: dict[str, Any] = {
             "ssl_context": proxy_ssl_context,
             "assert_hostname": proxy_assert_hostname,
             "assert_fingerprint": proxy_assert_fingerprint,
+            **{
+                k: connection_pool_kw[k]
+                for k in _PROXY_CA_OPTIONS
+                if k in connection_pool_kw
+            },
         }
-        wrap_tls = None
+        tls = None
         if proxy.scheme == "https":
-            from ._https import start_tls
-            from ._tls import TLSConfig
-
             tls = TLSConfig.from_options(**self._proxy_tls)
-            wrap_tls = functools.partial(_tls_to_proxy, start_tls, tls)
         self._config = HTTPProxyConfig(
             url=self.proxy,
             headers=tuple(sent.items()),
             use_forwarding_for_https=use_forwarding_for_https,
-            wrap_tls=wrap_tls,
+            tls=tls,
         )
+        self._forward_route = Route(self._config, forward=True)
+        self._tunnel_route = Route(self._config)
 
     def _forwards(self, scheme: str) -> bool:
         return scheme == "http" or self._config.use_forwarding_for_https
 
-    def connection_from_host(
-        self,
-        host: str | None,
-        port: int | None = None,
-        scheme: str | None = "http",
-        pool_kwargs: Mapping[str, Any] | None = None,
+    def connection_from_origin(
+        self, origin: Origin, pool_kwargs: Mapping[str, Any] | None = None
     ) -> HTTPConnectionPool:
         """The pool for a target: the proxy's own pool for forwarded
         targets, a tunnelling pool per origin for https ones."""
-        scheme = (scheme or "http").lower()
-        if scheme in _DEFAULT_PORTS and self._forwards(scheme):
-            assert self.proxy.scheme is not None and self.proxy.host is not None
-            kw = self._merge(pool_kwargs)
-            options = {**kw, **self._proxy_tls, "_forward": self._config}
-            key = PoolKey.make(
-                self.proxy.scheme, self.proxy.host, self.proxy.port, options
-            )
-            return self.connection_from_pool_key(key, kw)
-        return super().connection_from_host(host, port, scheme, pool_kwargs)
+        if not self._forwards(origin.scheme):
+            return super().connection_from_origin(origin, pool_kwargs)
+        kw = self._merge(pool_kwargs)
+        proxy = Origin.of_url(self.proxy)
+        options = {**kw, **self._proxy_tls, "_forward": self._config}
+        return self.connection_from_pool_key(PoolKey.of(proxy, options), kw)
+
+    def route(self, url: str) -> tuple[HTTPConnectionPool, str]:
+        """As for :class:`PoolManager`; forwarded requests keep their
+        absolute URL, which is what the proxy is sent."""
+        parsed = parse_url(url)
+        if parsed.host is None:
+            raise LocationValueError(f"URL has no host: {url!r}")
+        if self._forwards(parsed.scheme or "http"):
+            return self._pool_for(parsed), parsed.url
+        return self._pool_for(parsed), parsed.request_uri
 
     def _new_pool(self, key: PoolKey, kw: dict[str, Any]) -> HTTPConnectionPool:
         if dict(key.options).get("_forward") is not None:
             # TLS options given for targets do not apply to the proxy.
             kw = {k: v for k, v in kw.items() if k not in _TLS_OPTIONS}
-            kw.update(self._proxy_tls)
-            return self._make_pool(key, kw, _proxy=self._config, _forward=True)
-        return self._make_pool(key, kw, _proxy=self._config)
-
-
-async def _tls_to_proxy(
-    start_tls: Any, tls: Any, stream: trio.abc.Stream, hostname: str
-) -> trio.abc.Stream:
-    result: trio.abc.Stream = await start_tls(stream, tls, hostname)
-    return result
+            kw.update({k: v for k, v in self._proxy_tls.items() if v is not None})
+            return self._make_pool(key, kw, self._forward_route)
+        return self._make_pool(key, kw, self._tunnel_route)
 
 
 def proxy_from_url(url: str, **kw: Any) -> ProxyManager:
@@ -538,4 +642,4 @@ class SOCKSProxyManager(PoolManager):
         self._config = SOCKSProxyConfig(proxy._replace(auth=None), username, password)
 
     def _new_pool(self, key: PoolKey, kw: dict[str, Any]) -> HTTPConnectionPool:
-        return self._make_pool(key, kw, _proxy=self._config)
+        return self._make_pool(key, kw, Route(self._config))

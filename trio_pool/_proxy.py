@@ -1,11 +1,12 @@
-"""Getting a stream to a target through a proxy: HTTP CONNECT tunnels and SOCKS.
+"""Proxy descriptions, and the SOCKS handshakes.
 
-A pool that talks to its target through a proxy holds one of the configs
-below and calls its ``open_tunnel(host, port, open_tcp)`` instead of opening
-TCP to the target itself; the pool's TLS layer (for https targets) then runs
-on top of the returned stream, which for an https proxy is already a TLS
-stream to the proxy — TLS in TLS. All of this happens inside the pool's
-connect timeout and error translation.
+A pool that reaches its target through a proxy holds one of the configs
+below in its :class:`~trio_pool._transport.Route`; ``_transport`` opens the
+stream to the proxy (TLS to it for an https proxy), then asks for the tunnel
+— ``CONNECT`` through ``_http11``, or the SOCKS handshake here — and the
+pool's TLS to the target (for https) runs on top: for an https proxy, TLS in
+TLS. All of this happens inside the pool's connect timeout and error
+translation.
 
 Plain-http targets through an HTTP proxy need no tunnel: the pool simply
 talks to the proxy and writes absolute-form targets ("forwarding").
@@ -15,23 +16,16 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import h11
 import trio
 
 from ._exceptions import ProxyError, ProxySchemeUnknown
-from ._url import Url
+from ._tls import TLSConfig
+from ._url import Url, normalize_host
 
 __all__ = ["HTTPProxyConfig", "SOCKSProxyConfig"]
-
-OpenTCP = Callable[[str, int], Awaitable[trio.abc.Stream]]
-#: Wraps a stream in TLS to the proxy: (stream, server_hostname) -> stream.
-WrapTLS = Callable[[trio.abc.Stream, str], Awaitable[trio.abc.Stream]]
-
-_MAX_CONNECT_RESPONSE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,87 +38,28 @@ class HTTPProxyConfig:
             each request for forwarded (plain http) ones.
         use_forwarding_for_https: send https targets to an https proxy in
             absolute form instead of tunnelling them.
-        wrap_tls: TLS to the proxy itself (for https:// proxies).
+        tls: TLS to the proxy itself (for https:// proxies).
     """
 
     url: Url
     headers: tuple[tuple[str, str], ...] = ()
     use_forwarding_for_https: bool = False
-    wrap_tls: WrapTLS | None = field(default=None, compare=False)
+    tls: TLSConfig | None = field(default=None, compare=False)
 
     @property
     def host(self) -> str:
+        """The proxy's host, normalised (an IPv6 literal without brackets)."""
         assert self.url.host is not None
-        return self.url.host
+        return normalize_host(self.url.host)
 
     @property
     def port(self) -> int:
         return self.url.port or (443 if self.url.scheme == "https" else 80)
 
-    async def open_proxy_stream(self, open_tcp: OpenTCP) -> trio.abc.Stream:
-        """TCP (and, for https proxies, TLS) to the proxy itself."""
-        stream = await open_tcp(self.host, self.port)
-        if self.wrap_tls is None:
-            return stream
-        try:
-            return await self.wrap_tls(stream, self.host)
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-
-    async def open_tunnel(
-        self, host: str, port: int, open_tcp: OpenTCP
-    ) -> trio.abc.Stream:
-        """A stream to ``host:port`` through a CONNECT tunnel.
-
-        Raises:
-            ProxyError: the proxy refused the tunnel (e.g. 407), or did not
-                speak HTTP.
-        """
-        stream = await self.open_proxy_stream(open_tcp)
-        try:
-            await _connect(stream, host, port, self.headers)
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        return stream
-
-
-def _authority(host: str, port: int) -> bytes:
-    shown = f"[{host}]" if ":" in host else host
-    return f"{shown}:{port}".encode("ascii")
-
-
-async def _connect(
-    stream: trio.abc.Stream, host: str, port: int, headers: tuple[tuple[str, str], ...]
-) -> None:
-    target = _authority(host, port)
-    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_CONNECT_RESPONSE)
-    wire = [(b"Host", target)] + [(k.encode(), v.encode("latin-1")) for k, v in headers]
-    request = h11.Request(method=b"CONNECT", target=target, headers=wire)
-    await stream.send_all(conn.send(request) + (conn.send(h11.EndOfMessage()) or b""))
-    while True:
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ProxyError("The proxy's answer to CONNECT was not HTTP", exc) from exc
-        if event is h11.NEED_DATA:
-            conn.receive_data(bytes(await stream.receive_some(65536)))
-        elif isinstance(event, h11.InformationalResponse):
-            continue
-        elif isinstance(event, h11.Response):
-            break
-        else:
-            raise ProxyError("The proxy closed the connection during CONNECT")
-    if not 200 <= event.status_code < 300:
-        reason = event.reason.decode("latin-1", "replace")
-        raise ProxyError(
-            "Unable to connect to proxy",
-            OSError(f"Tunnel connection failed: {event.status_code} {reason}"),
-        )
-    leftover, _ = conn.trailing_data
-    if leftover:
-        raise ProxyError("The proxy sent data before the tunnel was used")
+    @property
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """:attr:`headers` as header lines."""
+        return [(k.encode("ascii"), v.encode("latin-1")) for k, v in self.headers]
 
 
 # -- SOCKS -------------------------------------------------------------------
@@ -156,28 +91,29 @@ class SOCKSProxyConfig:
     def remote_dns(self) -> bool:
         return self.url.scheme in ("socks4a", "socks5h")
 
-    async def open_tunnel(
-        self, host: str, port: int, open_tcp: OpenTCP
-    ) -> trio.abc.Stream:
-        """A stream to ``host:port`` through the SOCKS proxy.
+    @property
+    def host(self) -> str:
+        """The proxy's host, normalised (an IPv6 literal without brackets)."""
+        assert self.url.host is not None
+        return normalize_host(self.url.host)
+
+    @property
+    def port(self) -> int:
+        return self.url.port or 1080
+
+    async def handshake(self, stream: trio.abc.Stream, host: str, port: int) -> None:
+        """Ask the SOCKS proxy on ``stream`` to connect to ``host:port``.
 
         Raises:
             ProxyError: the proxy refused (bad credentials, rule, unreachable).
         """
-        assert self.url.host is not None
-        stream = await open_tcp(self.url.host, self.url.port or 1080)
-        try:
-            address = (
-                host if self.remote_dns else await _resolve(host, port, self.url.scheme)
-            )
-            if self.url.scheme in ("socks5", "socks5h"):
-                await _socks5(stream, address, port, self.username, self.password)
-            else:
-                await _socks4(stream, address, port, self.username)
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        return stream
+        address = (
+            host if self.remote_dns else await _resolve(host, port, self.url.scheme)
+        )
+        if self.url.scheme in ("socks5", "socks5h"):
+            await _socks5(stream, address, port, self.username, self.password)
+        else:
+            await _socks4(stream, address, port, self.username)
 
 
 async def _resolve(host: str, port: int, scheme: str | None) -> str:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import trio
 
 from ._decoders import ContentDecoder, get_decoder
-from ._exceptions import DecodeError, HTTPError, ProtocolError
+from ._exceptions import DecodeError, HTTPError, IncompleteRead, ProtocolError
 from ._headers import HTTPHeaderDict
 
 if TYPE_CHECKING:
-    from ._http11 import HTTP11Connection
+    from ._protocol import ProtocolConnection
     from ._retry import Retry
 
 __all__ = ["REDIRECT_STATUSES", "HTTPResponse"]
@@ -36,7 +36,7 @@ class Lease(Protocol):
     from, and a way to give it back (exactly once)."""
 
     @property
-    def http(self) -> HTTP11Connection: ...
+    def http(self) -> ProtocolConnection: ...
 
     def release(self, reuse: bool) -> None: ...
 
@@ -64,6 +64,7 @@ class HTTPResponse:
         request_url: str | None = None,
         decode_content: bool = True,
         retries: Retry | None = None,
+        enforce_content_length: bool = True,
     ) -> None:
         self.status = status
         self.reason = reason
@@ -85,6 +86,8 @@ class HTTPResponse:
         self._failed = False
         self._returned_any = False
         self._expected = self._expected_length()
+        self._enforce_length = enforce_content_length
+        self._chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
 
     def __repr__(self) -> str:
         return f"<HTTPResponse [{self.status}] {self.url}>"
@@ -219,6 +222,14 @@ class HTTPResponse:
             return b""
         try:
             data = await lease.http.receive_data()
+        except IncompleteRead:
+            if self._enforce_length:
+                self._failed = True
+                self._give_back(reuse=False)
+                raise
+            # enforce_content_length=False: a short body just ends early.
+            self._give_back(reuse=False)
+            return b""
         except BaseException:
             self._failed = True
             self._give_back(reuse=False)
@@ -226,7 +237,7 @@ class HTTPResponse:
         if data:
             self._raw_read += len(data)
         else:
-            self._give_back(reuse=lease.http.is_reusable())
+            self._give_back(reuse=lease.http.finish_cycle())
         return data
 
     def _get_decoder(self) -> ContentDecoder | None:
@@ -258,12 +269,38 @@ class HTTPResponse:
             raise
         return result
 
+    async def _read_piece(self, amt: int, decode: bool) -> bytes:
+        """Up to ``amt`` bytes of what has arrived; waits only while none has.
+
+        How a chunked body streams (as in urllib3): each piece is yielded as
+        it comes, never held back to fill ``amt``.
+        """
+        self._check_open()
+        buffer = self._buffer
+        while not buffer:
+            decoder = self._get_decoder() if decode else None
+            if decoder is not None and not decoder.needs_input:
+                buffer.append(self._guard(decoder.decompress, b"", amt))
+                continue
+            raw = await self._read_raw()
+            if not raw:
+                buffer.append(self._flush(decode))
+                break
+            buffer.append(self._decode(raw, decode, amt))
+        data = buffer.take(amt)
+        self._returned_any = self._returned_any or bool(data)
+        return data
+
     def stream(
         self, amt: int = 2**16, decode_content: bool | None = None
     ) -> AsyncIterator[bytes]:
         """Iterate over the body in pieces of at most ``amt`` bytes.
 
-        Cancelling the iteration behaves like cancelling :meth:`read`.
+        A chunked body is yielded piece by piece as it arrives (split to at
+        most ``amt``), as urllib3 does, so server-sent events and log tails
+        arrive at once; any other body in pieces of ``amt`` (the last one
+        shorter), like :meth:`read`. Cancelling the iteration behaves like
+        cancelling :meth:`read`.
         """
         return _BodyIterator(self, amt, decode_content)
 
@@ -388,7 +425,12 @@ class _BodyIterator:
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = await self._response.read(self._amt, self._decode)
+        response = self._response
+        if response._chunked:
+            decode = response.decode_content if self._decode is None else self._decode
+            chunk = await response._read_piece(self._amt, decode)
+        else:
+            chunk = await response.read(self._amt, self._decode)
         if not chunk:
             raise StopAsyncIteration
         return chunk

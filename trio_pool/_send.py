@@ -6,21 +6,25 @@ recursion, so its whole state is the handful of locals below. While it backs
 off it holds no connection and no limiter token, and it never starts a sleep
 that the caller's deadline (``trio.current_effective_deadline()``) cannot
 outlast: it gives up at once with the last error instead.
+
+The loop talks to pools through :class:`Sender` alone; managers add a
+:data:`Router` that picks the pool for each URL a redirect leads to. The
+decisions themselves are pure: ``_retry`` (how many more, how long to wait)
+and ``_redirect`` (where to, with what).
 """
 
 from __future__ import annotations
 
-import json as _json
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlencode, urljoin
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from ._body import RequestBody
 from ._exceptions import (
     HostChangedError,
-    LocationParseError,
     MaxRetryError,
     ProtocolError,
     ProxyError,
@@ -28,41 +32,24 @@ from ._exceptions import (
     SSLError,
     TimeoutError,
 )
-from ._fields import encode_multipart_formdata
-from ._headers import HTTPHeaderDict
+from ._redirect import redirect
 from ._retry import Retry
 from ._timeout import Timeout, TimeoutLike
 from ._url import parse_url
 
 if TYPE_CHECKING:
-    from ._pool import HTTPConnectionPool
     from ._response import HTTPResponse
 
-__all__ = ["Options", "encode_request", "urlopen"]
+__all__ = ["Attempt", "RequestOptions", "Router", "Sender", "urlopen"]
 
+log = logging.getLogger("trio_pool.retry")
 #: Errors after which a request may be retried (if Retry allows it).
 RETRYABLE_ERRORS = (TimeoutError, ProtocolError, SSLError, ProxyError)
-_FIELDS_IN_QUERY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
-#: Headers that describe a body; dropped when a 303 turns the request into GET.
-_BODY_HEADERS = frozenset(
-    {
-        "content-encoding",
-        "content-language",
-        "content-location",
-        "content-type",
-        "content-length",
-        "transfer-encoding",
-        "digest",
-        "last-modified",
-    }
-)
-
-#: Given an absolute URL, the pool that should carry it.
-Router = Callable[[str], "HTTPConnectionPool"]
 
 
-class Options(NamedTuple):
-    """Everything ``urlopen`` was asked besides method and URL (immutable)."""
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """Everything ``urlopen`` was asked besides method and URL."""
 
     body: Any = None
     headers: Any = None
@@ -77,39 +64,94 @@ class Options(NamedTuple):
     decode_content: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of a request, as the loop hands it to a :class:`Sender`.
+
+    Attributes:
+        method: the method.
+        url: a path on the sender's origin, or an absolute URL.
+        body: the body, rewound for this attempt.
+        headers: the request's headers (None: the sender's defaults).
+        timeout: the resolved limits.
+        pool_timeout: how long to wait for a token (``block=True``).
+        chunked: frame the body with chunked transfer-encoding.
+        preload_content: read the body before returning.
+        decode_content: decode the body's content-coding.
+    """
+
+    method: str
+    url: str
+    body: RequestBody
+    headers: Any
+    timeout: Timeout
+    pool_timeout: float | None
+    chunked: bool
+    preload_content: bool
+    decode_content: bool
+
+
+class Sender(Protocol):
+    """What the loop needs of a pool: its defaults, its origin, one attempt."""
+
+    @property
+    def retries(self) -> Retry: ...
+
+    @property
+    def timeout(self) -> Timeout: ...
+
+    def is_same_host(self, url: str) -> bool: ...
+
+    def absolute_url(self, url: str) -> str: ...
+
+    async def send_once(self, attempt: Attempt) -> HTTPResponse: ...
+
+
+#: Given an absolute URL: the sender that should carry it, and the URL to
+#: hand that sender (a path, or the absolute URL for a forwarding proxy).
+Router = Callable[[str], "tuple[Sender, str]"]
+
+
 async def urlopen(
-    pool: HTTPConnectionPool,
+    sender: Sender,
     method: str,
     url: str,
-    opts: Options,
+    options: RequestOptions,
     route: Router | None = None,
 ) -> HTTPResponse:
-    """Send a request through ``pool``, retrying and redirecting per policy.
+    """Send a request through ``sender``, retrying and redirecting per policy.
 
     Args:
-        pool: the pool for the first attempt.
+        sender: the pool for the first attempt.
         method: the HTTP method.
-        url: a path on ``pool`` or an absolute URL.
-        opts: the rest of ``urlopen``'s arguments.
+        url: a path on ``sender`` or an absolute URL.
+        options: the rest of ``urlopen``'s arguments.
         route: for managers: picks the pool for each (absolute) redirect
-            target. Without it, redirects stay in ``pool`` and another host
+            target. Without it, redirects stay in ``sender`` and another host
             is a ``HostChangedError`` (unless ``assert_same_host`` is False).
     """
-    retries = Retry.from_int(opts.retries, redirect=opts.redirect, default=pool.retries)
-    body = RequestBody(opts.body, opts.body_pos)
-    headers = opts.headers
+    retries = Retry.from_int(
+        options.retries, redirect=options.redirect, default=sender.retries
+    )
+    body = RequestBody(options.body, options.body_pos)
+    headers = options.headers
     follow = (
-        opts.redirect and retries.redirect is not False and retries.total is not False
+        options.redirect
+        and retries.redirect is not False
+        and retries.total is not False
     )
     while True:
-        if route is None and opts.assert_same_host and not pool.is_same_host(url):
-            raise HostChangedError(pool, url, retries)
+        if route is None and options.assert_same_host and not sender.is_same_host(url):
+            raise HostChangedError(sender, url, retries)
         await body.rewind()
-        limits = Timeout.resolve(opts.timeout, pool.timeout)
+        attempt = _attempt(sender, method, url, body, headers, options)
         try:
-            response = await pool._attempt(method, url, body, headers, limits, opts)
+            response = await sender.send_once(attempt)
         except RETRYABLE_ERRORS as exc:
-            retries = retries.increment(method, url, error=exc, _pool=pool)
+            retries = retries.increment(method, url, error=exc, _pool=sender)
+            log.warning(
+                "Retrying (%r) after connection broken by '%r': %s", retries, exc, url
+            )
             await body.rewind()  # an unrewindable body fails before the sleep
             if not await _backoff(retries.sleep_time()):
                 raise
@@ -117,107 +159,113 @@ async def urlopen(
 
         location = response.get_redirect_location() if follow else None
         if location:
-            try:
-                retries = retries.increment(method, url, response=response, _pool=pool)
-            except MaxRetryError:
-                if retries.raise_on_redirect:
-                    await response.drain_conn()
-                    raise
-                response.retries = retries
+            counted = await _count(retries, attempt, response, sender, redirect=True)
+            if counted is None:
                 return response
+            retries = counted
             await response.drain_conn()
-            old_url = pool._absolute(url)
-            new_url = _join(old_url, str(location))
-            method, body, headers = _redirected_request(
-                response.status, method, body, headers, old_url, new_url, retries
+            step = redirect(
+                response.status,
+                method,
+                headers,
+                sender.absolute_url(url),
+                str(location),
+                retries.remove_headers_on_redirect,
             )
-            if route is not None:
-                pool = route(new_url)
-            elif pool.is_same_host(new_url):
-                new_url = parse_url(new_url).request_uri
-            url = new_url
+            log.debug("Redirecting %s -> %s", url, step.url)
+            method, headers = step.method, step.headers
+            if step.drop_body:
+                body = RequestBody(None)
+            sender, url = _next_hop(sender, step.url, route)
+            # A redirect is followed even when its Retry-After would outlast
+            # the caller's deadline: the next attempt then fails on its own.
             await _backoff(_retry_after(retries, response))
             continue
 
         has_retry_after = "Retry-After" in response.headers
         if retries.is_retry(method, response.status, has_retry_after):
-            try:
-                retries = retries.increment(method, url, response=response, _pool=pool)
-            except MaxRetryError:
-                if retries.raise_on_status:
-                    await response.drain_conn()
-                    raise
-                response.retries = retries
+            counted = await _count(retries, attempt, response, sender, redirect=False)
+            if counted is None:
                 return response
+            retries = counted
             await response.drain_conn()
+            log.warning("Retry (%r) after status %s: %s", retries, response.status, url)
             if not await _backoff(retries.sleep_time(response)):
-                if retries.raise_on_status:
-                    reason = ResponseError(
-                        ResponseError.SPECIFIC_ERROR.format(status_code=response.status)
-                    )
-                    raise MaxRetryError(pool, url, reason)
-                response.retries = retries
-                return response
+                return _out_of_time(retries, response, sender, url)
             continue
 
         response.retries = retries
         return response
 
 
-def _redirected_request(
-    status: int,
+def _attempt(
+    sender: Sender,
     method: str,
+    url: str,
     body: RequestBody,
     headers: Any,
-    old_url: str,
-    new_url: str,
+    options: RequestOptions,
+) -> Attempt:
+    return Attempt(
+        method=method,
+        url=url,
+        body=body,
+        headers=headers,
+        timeout=Timeout.resolve(options.timeout, sender.timeout),
+        pool_timeout=options.pool_timeout,
+        chunked=options.chunked,
+        preload_content=options.preload_content,
+        decode_content=options.decode_content,
+    )
+
+
+async def _count(
     retries: Retry,
-) -> tuple[str, RequestBody, Any]:
-    """Method, body and headers for following a redirect (urllib3 2.x rules).
-
-    Only 303 turns the request into a GET (HEAD stays HEAD) and drops the
-    body with the headers that described it; 301, 302, 307 and 308 resend the
-    same method and body, rewound. Headers in
-    ``retries.remove_headers_on_redirect`` are dropped when the scheme, host or
-    port changes.
-    """
-    if status == 303 and method != "HEAD":
-        method = "GET"
-        body = RequestBody(None)
-        if headers is not None:
-            headers = HTTPHeaderDict(headers)
-            for name in list(headers):
-                if name.lower() in _BODY_HEADERS:
-                    del headers[name]
-    if headers is not None and _origin(old_url) != _origin(new_url):
-        strip = {name.lower() for name in retries.remove_headers_on_redirect}
-        headers = HTTPHeaderDict(headers)
-        for name in list(headers):
-            if name.lower() in strip:
-                del headers[name]
-    return method, body, headers
-
-
-def _join(base: str, location: str) -> str:
-    """The absolute URL a redirect points at.
+    attempt: Attempt,
+    response: HTTPResponse,
+    sender: Sender,
+    *,
+    redirect: bool,
+) -> Retry | None:
+    """``retries`` counting this response; None when they are used up and the
+    response is to be returned as it is (``raise_on_redirect`` or
+    ``raise_on_status`` False).
 
     Raises:
-        LocationParseError: the Location header cannot be parsed.
+        MaxRetryError: used up, and the policy says to raise.
     """
     try:
-        joined = urljoin(base, location)
-        parse_url(joined)
-    except ValueError as exc:
-        raise LocationParseError(location) from exc
-    return joined
+        return retries.increment(
+            attempt.method, attempt.url, response=response, _pool=sender
+        )
+    except MaxRetryError:
+        if retries.raise_on_redirect if redirect else retries.raise_on_status:
+            await response.drain_conn()
+            raise
+        response.retries = retries
+        return None
 
 
-def _origin(url: str) -> tuple[str | None, str | None, int | None]:
-    if url.startswith("/"):
-        return (None, None, None)
-    parsed = parse_url(url)
-    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme or "")
-    return (parsed.scheme, parsed.host, port)
+def _next_hop(sender: Sender, new_url: str, route: Router | None) -> tuple[Sender, str]:
+    """The sender and URL for a redirect's target."""
+    if route is not None:
+        return route(new_url)
+    if sender.is_same_host(new_url):
+        return sender, parse_url(new_url).request_uri
+    return sender, new_url
+
+
+def _out_of_time(
+    retries: Retry, response: HTTPResponse, sender: Sender, url: str
+) -> HTTPResponse:
+    """A status retry that the caller's deadline leaves no time for."""
+    if retries.raise_on_status:
+        reason = ResponseError(
+            ResponseError.SPECIFIC_ERROR.format(status_code=response.status)
+        )
+        raise MaxRetryError(sender, url, reason)
+    response.retries = retries
+    return response
 
 
 def _retry_after(retries: Retry, response: HTTPResponse) -> float:
@@ -240,56 +288,3 @@ async def _backoff(seconds: float) -> bool:
         return False
     await trio.sleep(seconds)
     return True
-
-
-def encode_request(
-    method: str,
-    url: str,
-    fields: Any,
-    headers: Any,
-    json: Any,
-    body: Any,
-    urlopen_kw: dict[str, Any],
-    default_headers: Mapping[str, str],
-) -> tuple[str, Any, Any]:
-    """``request()``'s encoding of ``fields`` and ``json``: (url, body, headers).
-
-    Raises:
-        TypeError: when more than one of ``body``, ``fields`` and ``json``
-            is given.
-    """
-    encode_multipart = urlopen_kw.pop("encode_multipart", True)
-    boundary = urlopen_kw.pop("multipart_boundary", None)
-    given = [
-        name
-        for name, v in (("body", body), ("fields", fields), ("json", json))
-        if v is not None
-    ]
-    if len(given) > 1:
-        raise TypeError(
-            f"request() takes only one of body, fields and json; got {given}"
-        )
-    if json is None and fields is None:
-        return url, body, headers
-    headers = HTTPHeaderDict(headers if headers is not None else default_headers)
-    if json is not None:
-        headers.setdefault("Content-Type", "application/json")
-        body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
-        return url, body, headers
-    if method.upper() in _FIELDS_IN_QUERY:
-        query = urlencode(
-            list(fields.items()) if isinstance(fields, Mapping) else fields
-        )
-        return url + ("&" if "?" in url else "?") + query, None, headers
-    if encode_multipart:
-        body, content_type = encode_multipart_formdata(fields, boundary=boundary)
-    else:
-        pairs = list(fields.items()) if isinstance(fields, Mapping) else fields
-        body, content_type = (
-            urlencode(pairs).encode("ascii"),
-            "application/x-www-form-urlencoded",
-        )
-    headers["Content-Type"] = content_type
-    return url, body, headers

@@ -2,8 +2,11 @@
 
 Pass ``trace=callback`` to a pool (or to a PoolManager, which hands it to
 every pool). The callback is called synchronously with a :class:`TraceEvent`
-after each step; it must be quick and must not raise (an exception from it
-propagates into the request). With no callback the pool does no tracing work.
+after each step, once the pool's books for that step are settled; it should
+be quick. An exception from it is logged on the ``trio_pool.trace`` logger
+(with its traceback) and dropped: a hook cannot fail a request, leak a
+token, or crash a connection's task. With no callback the pool does no
+tracing work.
 
 Events, in the order a request meets them:
 
@@ -22,17 +25,21 @@ Events, in the order a request meets them:
 ``release``
     gave the connection back; ``detail["reuse"]`` says whether it was kept.
 ``close``
-    a connection closed; ``detail["reason"]`` (e.g. "closed by the server",
-    "keep-alive expired", "discarded").
+    a connection closed (reported from the connection's own task);
+    ``detail["reason"]`` (e.g. "closed by the server", "keep-alive expired",
+    "discarded").
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TraceCallback", "TraceEvent"]
+__all__ = ["TraceCallback", "TraceEvent", "call_hook"]
+
+log = logging.getLogger("trio_pool.trace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +62,12 @@ class TraceEvent:
 
 
 TraceCallback = Callable[[TraceEvent], None]
+
+
+def call_hook(hook: TraceCallback, event: TraceEvent) -> None:
+    """Give ``event`` to ``hook``; an ``Exception`` from it is logged, not
+    raised (``BaseException``s such as ``KeyboardInterrupt`` pass)."""
+    try:
+        hook(event)
+    except Exception:
+        log.exception("trace hook %r failed on the %r event", hook, event.name)

@@ -20,16 +20,16 @@ or ``UnicodeError`` from the helpers escapes.
 
 from __future__ import annotations
 
-import encodings.idna
 import ipaddress
 import re
 import string
-import unicodedata
 from typing import NamedTuple
+
+import idna
 
 from ._exceptions import LocationParseError
 
-__all__ = ["Url", "parse_url"]
+__all__ = ["Url", "encode_target", "normalize_host", "parse_url"]
 
 # Schemes whose URLs we normalize; None is included because a URL without a
 # scheme is taken to be http.
@@ -45,16 +45,6 @@ _PERCENT_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 # No controls or spaces: a CR/LF in a host must be refused, not trimmed away.
 _REG_NAME_RE = re.compile(r"(?:[^\[\]%:/?#\x00-\x20\x7f]|%[0-9A-Fa-f]{2})*")
 _ZONE_ID_RE = re.compile(r"(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+")
-
-# Where IDNA 2003 and 2008 disagree: IDNA 2003 maps sharp s and final sigma
-# to other letters and deletes the zero-width joiners; IDNA 2008 keeps the
-# letters and allows the joiners only in contexts we do not check, so keeping
-# them here gets them rejected.
-_DEVIATION_RE = re.compile("([\u00df\u03c2\u200c\u200d])")
-# RFC 5892's "LetterDigits": the general categories IDNA 2008 builds on.
-_IDNA_CATEGORIES = frozenset({"Ll", "Lu", "Lo", "Lm", "Mn", "Mc", "Nd"})
-# Characters outside those categories that RFC 5892 lists as valid anyway.
-_IDNA_EXTRA_VALID = frozenset("\u06fd\u06fe\u0f0b\u3007")
 
 _UNRESERVED = string.ascii_letters + string.digits + "-._~"
 _SUB_DELIMS = "!$&'()*+,;="
@@ -338,56 +328,56 @@ def _normalize_host(host: str) -> str:
 
 
 def _idna_label(label: str) -> str:
-    """Lowercase an ASCII label; IDNA-encode any other, using only the stdlib.
+    """Lowercase an ASCII label; encode any other with IDNA 2008 (``idna``).
 
-    This approximates what urllib3 gets from the ``idna`` package (IDNA 2008)
-    and what browsers do (UTS 46, nontransitional): characters are mapped
-    with the stdlib's IDNA 2003 ``nameprep`` (lowercasing, NFKC), except for
-    the few characters where that would give a different domain than IDNA
-    2008 (``_DEVIATION_RE``); the result is then checked against IDNA 2008's
-    main rules and Punycode-encoded.
+    The rules are urllib3's: ``idna.encode`` with ``strict`` and the STD3
+    rules, after lowercasing. ``ß`` stays a distinct letter (``xn--strae-oqa``),
+    where the stdlib's IDNA 2003 codec would turn it into ``ss``.
     """
     if label.isascii():
         return label.lower()
-    # Odd indices hold the deviation characters themselves.
-    pieces = _DEVIATION_RE.split(label)
-    prepared = "".join(
-        piece if index % 2 else encodings.idna.nameprep(piece)
-        for index, piece in enumerate(pieces)
-    )
-    _check_idna_label(prepared)
-    if prepared.isascii():  # e.g. fullwidth letters, which nameprep maps
-        return prepared
-    encoded = "xn--" + prepared.encode("punycode").decode("ascii")
-    if len(encoded) > 63:
-        raise ValueError(f"IDNA label {label!r} is too long")
-    return encoded
+    try:
+        return idna.encode(label.lower(), strict=True, std3_rules=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"{label!r} is not a valid IDNA label: {exc}") from exc
 
 
-def _check_idna_label(label: str) -> None:
-    """Enforce the IDNA 2008 rules (RFC 5891, 5892) that matter in practice.
+def normalize_host(host: str) -> str:
+    """The one normal form of a host name, as pools, keys and headers use it.
 
-    Only letters, combining marks and digits are allowed, which rules out
-    symbols, punctuation, joiners, unassigned and private-use code points;
-    ASCII characters must be letters, digits or hyphens (which also catches
-    nameprep turning one label into two: ``\u2488`` becomes ``"1."``).
+    Lowercase, non-ASCII labels IDNA-encoded, IPv6 literals without their
+    brackets. Every place that compares or sends a host goes through here.
+
+    Raises:
+        LocationParseError: an invalid host (a bad IDNA label, control
+            characters, a malformed IPv6 literal, a label over 63 octets).
     """
-    if not label:
-        raise ValueError("empty IDNA label")
-    if label[0] == "-" or label[-1] == "-" or label[2:4] == "--":
-        raise ValueError(f"IDNA label {label!r} has a misplaced hyphen")
-    if unicodedata.category(label[0]).startswith("M"):
-        raise ValueError(f"IDNA label {label!r} starts with a combining mark")
-    for char in label:
-        if char.isascii():
-            allowed = char.isalnum() or char == "-"
-        else:
-            allowed = (
-                unicodedata.category(char) in _IDNA_CATEGORIES
-                or char in _IDNA_EXTRA_VALID
-            )
-        if not allowed:
-            raise ValueError(f"IDNA label {label!r} contains {char!r}")
+    text = host.strip()
+    bracketed = text if text.startswith("[") else f"[{text}]"
+    try:
+        if ":" in text:
+            _check_ipv6_literal(bracketed[1:-1])
+            return _normalize_host(bracketed)[1:-1]
+        if not text or not _REG_NAME_RE.fullmatch(text):
+            raise ValueError(f"invalid host {host!r}")
+        normal = _normalize_host(text)
+    except ValueError as exc:
+        raise LocationParseError(host) from exc
+    if any(len(label) > 63 for label in normal.split(".")):
+        raise LocationParseError(f"{host!r}: a label is longer than 63 octets")
+    return normal
+
+
+def encode_target(target: str) -> str:
+    """A request target as urllib3's pools send it: path and query with
+    characters that may not go on the wire percent-encoded, the fragment
+    dropped, and ``.``/``..`` segments kept as given."""
+    rest = target.partition("#")[0]
+    path, question_mark, query = rest.partition("?")
+    encoded = _quote_path(path)
+    if question_mark:
+        encoded += "?" + _quote_query(query)
+    return encoded
 
 
 def _remove_dot_segments(path: str) -> str:

@@ -105,14 +105,14 @@ class MemoryPool(HTTPConnectionPool):
         lockstep: bool = False,
         **kw: object,
     ) -> None:
-        super().__init__("example.test", **kw)  # type: ignore[arg-type]
+        super().__init__("example.test", dial=self._dial, **kw)  # type: ignore[arg-type]
         self.server_nursery = server_nursery
         self.handler = handler
         self.lockstep = lockstep
         self.opened = 0
         self.server_streams: list[trio.abc.Stream] = []
 
-    async def _open_transport(self) -> trio.abc.Stream:
+    async def _dial(self, host: str, port: int) -> trio.abc.Stream:
         await trio.lowlevel.checkpoint()
         pair = (
             trio.testing.lockstep_stream_pair

@@ -48,14 +48,14 @@ class UploadPool(HTTPConnectionPool):
         **kw: object,
     ) -> None:
         kw.setdefault("timeout", Timeout(read=READ_TIMEOUT))
-        super().__init__("upload.test", **kw)  # type: ignore[arg-type]
+        super().__init__("upload.test", dial=self._dial, **kw)  # type: ignore[arg-type]
         self.servers = servers
         self.scenario = scenario
         self.lockstep_upload = lockstep_upload
         self.opened = 0
         self.requests: list[bytes] = []
 
-    async def _open_transport(self) -> trio.abc.Stream:
+    async def _dial(self, host: str, port: int) -> trio.abc.Stream:
         await trio.lowlevel.checkpoint()
         if self.lockstep_upload:
             up_send, up_receive = trio.testing.lockstep_stream_one_way_pair()

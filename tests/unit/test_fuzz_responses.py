@@ -235,13 +235,13 @@ class ScriptedPool(HTTPConnectionPool):
 
     def __init__(self, servers: trio.Nursery, script: Script, **kw: object) -> None:
         kw.setdefault("timeout", Timeout(read=READ_TIMEOUT))
-        super().__init__("fuzz.test", **kw)  # type: ignore[arg-type]
+        super().__init__("fuzz.test", dial=self._dial, **kw)  # type: ignore[arg-type]
         self.script = script
         self.opened = 0
         self.checks = 0
         self._servers = servers
 
-    async def _open_transport(self) -> trio.abc.Stream:
+    async def _dial(self, host: str, port: int) -> trio.abc.Stream:
         await trio.lowlevel.checkpoint()
         client, server = trio.testing.memory_stream_pair()
         self.opened += 1

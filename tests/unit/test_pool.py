@@ -54,7 +54,12 @@ async def test_crlf_in_header_is_rejected_before_any_io(servers: trio.Nursery) -
         with pytest.raises(InvalidHeader):
             await pool.request("GET", "/", headers={"X-Evil": "a\r\nInjected: yes"})
         with pytest.raises(InvalidHeader):
+            await pool.request("GET", "/", headers={"Bad Name": "x"})
+        # A bad method is a ValueError, as urllib3 (http.client) makes it.
+        with pytest.raises(ValueError, match="control characters"):
             await pool.request("GE\x00T", "/")
+        with pytest.raises(ValueError, match="Invalid HTTP method"):
+            await pool.request("GE T", "/")
         assert pool.opened == 0
         assert pool.statistics().tokens_free == 1
 
@@ -186,7 +191,7 @@ async def test_total_timeout_covers_connect_and_read(
 
 
 class StallingConnectPool(MemoryPool):
-    async def _open_transport(self) -> trio.abc.Stream:
+    async def _dial(self, host: str, port: int) -> trio.abc.Stream:
         await trio.sleep_forever()
         raise AssertionError
 
