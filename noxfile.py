@@ -11,11 +11,17 @@ nox.options.error_on_missing_interpreters = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite with branch coverage (posargs go to pytest)."""
+    """The test suite with branch coverage (posargs go to pytest).
+
+    With ``TRIO_POOL_STRICT=1`` in the environment (``.ci/run`` sets it), a
+    skipped test fails the run. The 90% coverage bar applies to the whole
+    suite only: ``nox -s tests -- tests/unit`` reports coverage without it.
+    """
     session.install("-e", ".[test]")
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
-    session.run("coverage", "report", "--fail-under=90")
+    bar = [] if session.posargs else ["--fail-under=90"]
+    session.run("coverage", "report", *bar)
 
 
 @nox.session
