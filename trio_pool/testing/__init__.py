@@ -117,18 +117,55 @@ Pass ``read_body=False`` to get control before the request body is read.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._connection import BadRequest, Handler, RawConnection, RawHandler
 from ._messages import Request, Response, pattern
 from ._server import Server, open_server
 
+if TYPE_CHECKING:
+    from ._h2connection import H2RawHandler, H2ServerConnection, H2Stream
+    from ._h2faults import H2Faults
+    from ._h2record import H2ConnectionRecord, H2GoAway
+    from ._h2server import H2Server, open_h2_server
+
+# The HTTP/2 server needs h2 (the optional ``http2`` extra): imported on first use.
+_H2_NAMES = {
+    "H2ConnectionRecord": "._h2record",
+    "H2Faults": "._h2faults",
+    "H2GoAway": "._h2record",
+    "H2RawHandler": "._h2connection",
+    "H2Server": "._h2server",
+    "H2ServerConnection": "._h2connection",
+    "H2Stream": "._h2connection",
+    "open_h2_server": "._h2server",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _H2_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
 __all__ = [
     "BadRequest",
+    "H2ConnectionRecord",
+    "H2Faults",
+    "H2GoAway",
+    "H2RawHandler",
+    "H2Server",
+    "H2ServerConnection",
+    "H2Stream",
     "Handler",
     "RawConnection",
     "RawHandler",
     "Request",
     "Response",
     "Server",
+    "open_h2_server",
     "open_server",
     "pattern",
 ]
