@@ -791,6 +791,32 @@ async def test_huge_response_headers_use_continuation(h2c: H2Server) -> None:
     assert continuations and "END_HEADERS" in continuations[-1].flags
 
 
+async def test_continuation_flood(h2c: H2Server) -> None:
+    async with connect(h2c) as client:
+        client.send_request("/fault/continuation-flood?frames=100")
+        await client.flush()
+        with pytest.raises(h2.exceptions.ProtocolError, match="continuation"):
+            await client.until(lambda: client.eof)
+        await client.until(lambda: client.eof)  # the server hangs up after
+    frames = parse_frames(bytes(client.wire))
+    continuations = [f for f in frames if isinstance(f, ContinuationFrame)]
+    assert len(continuations) > 100
+    assert all(len(f.data) == 1 for f in continuations)
+
+
+async def test_a_failed_tls_handshake_costs_only_its_connection(
+    server_context: ssl.SSLContext, ca: trustme.CA
+) -> None:
+    async with open_h2_server(ssl_context=server_context) as server:
+        tcp = await trio.open_tcp_stream(server.host, server.port)
+        await tcp.send_all(b"definitely not a TLS client hello")
+        await wait_closed(server)
+        async with connect(server, client_context(ca)) as client:
+            assert (await client.request("/echo")).status == 200
+        await tcp.aclose()
+    assert server.connections_opened == 2
+
+
 # -- early responses, dropped connections, garbage -------------------------------------
 
 

@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 
 import hpack
 from h2.errors import ErrorCodes
-from hyperframe.frame import GoAwayFrame, PushPromiseFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    GoAwayFrame,
+    HeadersFrame,
+    PushPromiseFrame,
+)
 
 __all__ = [
     "H2Faults",
+    "continuation_flood",
     "error_code",
     "goaway_frame",
     "push_promise_frame",
@@ -92,6 +98,34 @@ def goaway_frame(last_stream_id: int, code: int = 0, debug: bytes = b"") -> byte
     return bytes(frame.serialize())
 
 
+def _literal_block(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """An HPACK block that leaves the peer's dynamic table as it was."""
+    encoder = hpack.Encoder()
+    literals = [hpack.NeverIndexedHeaderTuple(name, value) for name, value in headers]
+    return bytes(encoder.encode(literals, huffman=False))
+
+
+def continuation_flood(stream_id: int, status: int, frames: int) -> bytes:
+    """Serialise response HEADERS followed by ``frames`` CONTINUATION frames.
+
+    The header block is spread one byte per frame (padded out with an
+    ``x-flood`` header when short) and only the last frame ends it, as in
+    the "CONTINUATION flood" attacks of 2024.
+    """
+    headers = [(b":status", str(status).encode()), (b"x-flood", b"f" * frames)]
+    block = _literal_block(headers)
+    first = HeadersFrame(stream_id)
+    first.data = block[:1]
+    pieces = [first.serialize()]
+    for offset in range(1, len(block)):
+        frame = ContinuationFrame(stream_id)
+        frame.data = block[offset : offset + 1]
+        if offset == len(block) - 1:
+            frame.flags.add("END_HEADERS")
+        pieces.append(frame.serialize())
+    return b"".join(pieces)
+
+
 def push_promise_frame(
     stream_id: int, promised_stream_id: int, headers: Sequence[tuple[bytes, bytes]]
 ) -> bytes:
@@ -100,13 +134,8 @@ def push_promise_frame(
     The header block is encoded with a fresh HPACK encoder using literals that
     are never indexed, so it leaves the client's dynamic table as it was.
     """
-    encoder = hpack.Encoder()
-    block = encoder.encode(
-        [hpack.NeverIndexedHeaderTuple(name, value) for name, value in headers],
-        huffman=False,
-    )
     frame = PushPromiseFrame(stream_id)
     frame.promised_stream_id = promised_stream_id
-    frame.data = block
+    frame.data = _literal_block(headers)
     frame.flags.add("END_HEADERS")
     return bytes(frame.serialize())

@@ -81,7 +81,9 @@ class H2ConnectionRecord:
     pings_acked: list[bytes] = field(default_factory=list)
     data_received: dict[int, int] = field(default_factory=dict)
     protocol_errors: list[str] = field(default_factory=list)
-    _count_active: Callable[[], int] = field(default=lambda: 0, repr=False)
+    _count_active: Callable[[], int] = field(
+        default=lambda: 0, init=False, repr=False, compare=False
+    )
 
     @property
     def active_streams(self) -> int:

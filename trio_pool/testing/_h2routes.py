@@ -13,7 +13,7 @@ from h2.settings import SettingCodes
 
 from ._connection import BadRequest
 from ._h2connection import H2Route, H2Stream, h2_plain
-from ._h2faults import error_code, push_promise_frame
+from ._h2faults import continuation_flood, error_code, push_promise_frame
 from ._messages import Request, Response, pattern
 from ._routes import (
     _bytes,
@@ -205,6 +205,14 @@ async def _push_promise(request: Request, stream: H2Stream) -> None:
     await stream.send_response(Response.text("pushed"))
 
 
+async def _continuation_flood(request: Request, stream: H2Stream) -> None:
+    frames = _int_param(request, "frames", 100, low=1, high=1_000_000)
+    # Written raw, so h2 does not know the stream has an answer: close after.
+    stream.connection.send_raw(continuation_flood(stream.stream_id, 200, frames))
+    stream.connection.close()
+    await trio.sleep_forever()
+
+
 async def _early_response(request: Request, stream: H2Stream) -> None:
     status = _int_param(request, "status", 413, low=200, high=599)
     then = request.param("then", "reset")
@@ -245,6 +253,7 @@ class H2BuiltinRoutes:
             "/fault/shrink-window": H2Route(_shrink_window, read_body=False),
             "/fault/push-promise": H2Route(_push_promise),
             "/fault/huge-header": H2Route(h2_plain(_huge_header)),
+            "/fault/continuation-flood": H2Route(_continuation_flood),
             "/fault/early-response": H2Route(_early_response, read_body=False),
         }
         self._prefixed: dict[str, H2Route] = {
