@@ -33,10 +33,10 @@ from ._exceptions import (
     ProtocolError,
     ProxyError,
     ReadTimeoutError,
-    translate_errors,
 )
 from ._headers import HTTPHeaderDict
 from ._protocol import RequestHead, ResponseHead
+from ._translate import translate_errors
 
 __all__ = ["MAX_HEADER_BYTES", "HTTP11Connection", "open_tunnel"]
 

@@ -51,7 +51,6 @@ from ._exceptions import (
     EmptyPoolError,
     LocationValueError,
     ReadTimeoutError,
-    translate_errors,
 )
 from ._fields import encode_request
 from ._headers import HTTPHeaderDict
@@ -63,6 +62,7 @@ from ._response import HTTPResponse
 from ._retry import Retry
 from ._timeout import DEFAULT_TIMEOUT, Timeout, TimeoutLike
 from ._trace import TraceCallback, TraceEvent, call_hook
+from ._translate import translate_errors
 from ._transport import DIRECT, Dial, Route, SocketOption, SocketOptions, open_stream
 from ._url import encode_target, parse_url
 

@@ -1,11 +1,12 @@
-"""Timeout: a frozen value, and how its parts become trio cancel scopes.
+"""Timeout: a frozen value (pure: the I/O code turns it into cancel scopes).
 
 ``connect`` bounds TCP connect + TLS handshake (+ proxy tunnel); ``read`` bounds
 every single wait for the server (bytes arriving, or the socket accepting bytes);
 ``total`` bounds one attempt from connect to the end of the body that
-``request()`` preloads. None of them is a float passed down into internal async
-functions: the I/O code asks this module for a cancel scope and checks whether
-that scope fired, so the caller's own scopes compose with ours.
+``request()`` preloads. The pool puts a cancel scope around the connect and
+the whole attempt; the protocol engine gets the read limit with each
+exchange and puts one around each wait. They are scopes, not socket
+timeouts, so the caller's own scopes compose with ours.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Union
-
-import trio
 
 __all__ = ["DEFAULT_TIMEOUT", "Timeout"]
 
@@ -104,32 +103,6 @@ class Timeout:
         if part is None:
             return self.total
         return min(part, self.total)
-
-    def total_scope(self) -> trio.CancelScope | _NoScope:
-        """A cancel scope that ends the attempt when ``total`` runs out.
-
-        Without a ``total`` this is a stand-in that costs nothing and never
-        reports ``cancelled_caught``.
-        """
-        if self.total is None:
-            return _NO_SCOPE
-        return trio.CancelScope(deadline=trio.current_time() + self.total)
-
-
-class _NoScope:
-    """A do-nothing ``with`` block shaped like a cancel scope."""
-
-    __slots__ = ()
-    cancelled_caught = False
-
-    def __enter__(self) -> _NoScope:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
-_NO_SCOPE: Final = _NoScope()
 
 
 #: The pools' default: no limits, as urllib3.

@@ -30,12 +30,12 @@ from ._exceptions import (
     NewConnectionError,
     ProxyError,
     SSLError,
-    translate_errors,
 )
 from ._http11 import open_tunnel
 from ._origin import Origin
 from ._proxy import HTTPProxyConfig, SOCKSProxyConfig
 from ._tls import TLSConfig
+from ._translate import translate_errors
 
 __all__ = ["DIRECT", "Dial", "Route", "SocketOptions", "open_stream", "start_tls"]
 

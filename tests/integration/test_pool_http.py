@@ -166,8 +166,14 @@ async def test_stream_and_async_for(pool: HTTPConnectionPool) -> None:
         "GET", "/bytes/70000?chunked=1&chunk_size=999", preload_content=False
     )
     chunks = [chunk async for chunk in response.stream(4096)]
-    assert all(len(c) == 4096 for c in chunks[:-1])
+    # A chunked body streams as it arrives (urllib3's rule): pieces are never
+    # held back to fill 4096, and never exceed it.
+    assert all(0 < len(c) <= 4096 for c in chunks)
     assert b"".join(chunks) == pattern(70000)
+    # Any other body comes in full pieces of amt, the last one shorter.
+    response = await pool.request("GET", "/bytes/70000", preload_content=False)
+    chunks = [chunk async for chunk in response.stream(4096)]
+    assert [len(c) for c in chunks] == [4096] * 17 + [70000 - 17 * 4096]
     response = await pool.request("GET", "/bytes/5000", preload_content=False)
     assert b"".join([c async for c in response]) == pattern(5000)
     assert_pool_exact(pool)

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from trio_pool import SSLError
-from trio_pool._exceptions import translate_errors
 from trio_pool._tls import (
     TLSConfig,
     check_fingerprint,
@@ -33,6 +32,7 @@ from trio_pool._tls import (
     resolve_tls_version,
     tls_hostname,
 )
+from trio_pool._translate import translate_errors
 
 # -- helpers -----------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from trio_pool import (
     UnrewindableBodyError,
 )
 from trio_pool._body import RequestBody
-from trio_pool._exceptions import translate_errors
+from trio_pool._pool import _total_scope
+from trio_pool._translate import translate_errors
 
 # -- Timeout ------------------------------------------------------------------
 
@@ -58,11 +59,11 @@ def test_timeout_resolve() -> None:
 
 
 async def test_total_scope_deadline() -> None:
-    with Timeout().total_scope() as unlimited:
+    with _total_scope(Timeout().total) as unlimited:
         await trio.lowlevel.checkpoint()
     assert not unlimited.cancelled_caught
     now = trio.current_time()
-    scope = Timeout(total=5).total_scope()
+    scope = _total_scope(Timeout(total=5).total)
     assert isinstance(scope, trio.CancelScope)
     assert scope.deadline == pytest.approx(now + 5, abs=0.1)
 
