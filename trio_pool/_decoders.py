@@ -403,8 +403,10 @@ class _ZstdDecoder(_StreamDecoder):
                 raise self._error(exc) from exc
             if frame.eof:
                 self._frame, self._carry = None, frame.unused_data
-            elif not out and not data:
-                return b"", used  # no progress possible
+            elif not (out or data or frame.needs_input):
+                return b"", used  # the library made no progress: do not spin
+            # An empty answer to b"" is normal: a call that filled max_length
+            # cannot tell whether more is pending, and the next one finds out.
             if out:
                 return out, used
 

@@ -557,6 +557,16 @@ def test_zstd_skippable_frames(zstd_backend: Any, sizes: list[int]) -> None:
 
 
 @ON_EACH_ZSTD
+def test_zstd_fed_and_pulled_a_byte_at_a_time(zstd_backend: Any) -> None:
+    # A call that fills max_length cannot tell whether more output is
+    # pending; the next call may return nothing, and that is not the end of
+    # the output (hypothesis found this one).
+    data = bytes(10) + b"\x01" + bytes(5)
+    body = zstd_frames(data, level=1)
+    assert pull_all(get_decoder("zstd"), body, [1], [1]) == data
+
+
+@ON_EACH_ZSTD
 @pytest.mark.parametrize("limit", [1, 7, 100, 4096])
 def test_zstd_many_frames_fed_at_once(zstd_backend: Any, limit: int) -> None:
     # Frames of `limit` bytes, so that many end exactly where a call's room
