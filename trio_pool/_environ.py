@@ -16,11 +16,12 @@ IP addresses against networks, so :func:`bypasses_proxy` adds that: a
 ``::1``, ``[fd00::]/8``) bypasses the proxy for URLs whose host is an IP
 literal inside it.
 
-Routing is decided per origin, in ``connection_from_host``, which
-``PoolManager.urlopen`` also uses for every redirect: a redirect from a
-proxied host to a ``NO_PROXY`` one goes direct. The manager owns one child
+Routing is decided per origin, in ``route`` (which ``PoolManager.urlopen``
+calls for the first request and for every redirect, so a redirect from a
+proxied host to a ``NO_PROXY`` one goes direct) and ``connection_from_origin``
+(where ``connection_from_host``/``_url`` end up). The manager owns one child
 manager per route (direct, and one per proxy URL), all running their pools in
-the manager's own nursery.
+the manager's own nursery, and remembers each origin's route.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ._exceptions import (
     LocationValueError,
     ProxySchemeUnknown,
 )
-from ._https import HTTPSConnectionPool
+from ._origin import Origin
 from ._pool import HTTPConnectionPool
 from ._poolmanager import (
     ManagerStatistics,
@@ -248,9 +249,6 @@ class EnvironmentProxyManager(PoolManager):
         super().__init__(
             num_pools, headers, max_connections=max_connections, **connection_pool_kw
         )
-        # Pools are made on first use; make one now so that a misspelt
-        # option is a TypeError here rather than at the first request.
-        HTTPSConnectionPool("localhost", **connection_pool_kw)
         self.proxies: dict[str, str] = dict(
             read_proxy_environment() if proxies is None else proxies
         )
@@ -272,7 +270,7 @@ class EnvironmentProxyManager(PoolManager):
                 self._routes[url] = self._child(url)
         # Each origin's route, remembered: NO_PROXY is matched once per
         # origin rather than once per request.
-        self._decided: dict[tuple[str, str, int | None], str | None] = {}
+        self._decided: dict[Origin, str | None] = {}
         _log.debug(
             "proxy settings: %s; no_proxy=%r",
             {name: _redacted(url) for name, url in self._proxy_urls.items()},
@@ -311,51 +309,54 @@ class EnvironmentProxyManager(PoolManager):
         )
         return None if proxy is None else _redacted(proxy)
 
-    def _route(self, scheme: str, host: str, port: int | None) -> PoolManager:
+    def _route(self, origin: Origin) -> PoolManager:
+        """The child manager for ``origin``, attached to our nursery."""
         if self._closed or self._nursery is None:
             raise ClosedPoolError(
                 self, "PoolManager is not open: use it inside `async with`"
             )
-        origin = (scheme, host, port)
         proxy = self._decided.get(origin, _UNDECIDED)
         if proxy is _UNDECIDED:
             if len(self._decided) >= _DECISIONS_KEPT:
                 self._decided.clear()
             proxy = self._decided[origin] = select_proxy(
-                self.proxies, scheme, host, port
+                self.proxies, origin.scheme, origin.host, origin.port
             )
         child = self._routes[proxy]
         if child._nursery is None:
             child._attach(self._nursery)
         return child
 
-    def connection_from_host(
-        self,
-        host: str | None,
-        port: int | None = None,
-        scheme: str | None = "http",
-        pool_kwargs: Mapping[str, Any] | None = None,
+    def connection_from_origin(
+        self, origin: Origin, pool_kwargs: Mapping[str, Any] | None = None
     ) -> HTTPConnectionPool:
-        """The pool for an origin, from the route the environment gives it.
+        """The pool for ``origin``, from the route the environment gives it
+        (``connection_from_host`` and ``connection_from_url`` come here)."""
+        return self._route(origin).connection_from_origin(origin, pool_kwargs)
 
-        Redirects are routed here too, so each hop is routed afresh.
+    def route(self, url: str) -> tuple[HTTPConnectionPool, str]:
+        """The pool for an absolute URL and the target to send, as the
+        URL's route has them (absolute for a forwarding proxy).
+
+        ``urlopen`` routes every redirect here too, so each hop takes its
+        own route: a redirect to a ``NO_PROXY`` host goes direct.
         """
-        if not host:
-            raise LocationValueError("No host specified.")
-        scheme = (scheme or "http").lower()
-        child = self._route(scheme, host, port)
-        return child.connection_from_host(host, port, scheme, pool_kwargs)
+        parsed = parse_url(url)
+        if parsed.host is None:
+            raise LocationValueError(f"URL has no host: {url!r}")
+        return self._route(Origin.of_url(parsed)).route(url)
 
     def connection_from_pool_key(
         self, key: PoolKey, pool_kwargs: Mapping[str, Any] | None = None
     ) -> HTTPConnectionPool:
         """The pool for ``key``, on the route its origin takes."""
-        child = self._route(key.scheme, key.host, key.port)
+        origin = Origin(key.scheme, key.host, key.port)
+        child = self._route(origin)
         if type(child) is PoolManager:
             return child.connection_from_pool_key(key, pool_kwargs)
         # A proxy manager keys its pools its own way (by proxy, for
         # forwarded targets).
-        return child.connection_from_host(key.host, key.port, key.scheme, pool_kwargs)
+        return child.connection_from_origin(origin, pool_kwargs)
 
     def clear(self) -> None:
         """Close every pool of every route."""
