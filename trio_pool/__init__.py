@@ -5,6 +5,8 @@ Every public name lives in a private module and is re-exported here.
 
 from __future__ import annotations
 
+import logging
+
 from ._environ import EnvironmentProxyManager, proxy_from_environment
 from ._exceptions import (
     BodyNotHttplibCompatible,
@@ -65,6 +67,7 @@ from ._version import __version__
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "SKIP_HEADER",
     "BodyNotHttplibCompatible",
     "ClosedPoolError",
     "ConnectTimeoutError",
@@ -104,7 +107,6 @@ __all__ = [
     "RequestError",
     "RequestField",
     "RequestHistory",
-    "SKIP_HEADER",
     "ResponseError",
     "ResponseNotChunked",
     "Retry",
@@ -127,3 +129,6 @@ __all__ = [
     "proxy_from_url",
     "request",
 ]
+
+# Silent unless the application configures logging (as urllib3).
+logging.getLogger("trio_pool").addHandler(logging.NullHandler())

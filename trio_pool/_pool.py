@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -184,7 +185,7 @@ class HTTPConnectionPool:
         global_limiter: trio.CapacityLimiter | None = None,
         source_address: tuple[str, int] | None = None,
         happy_eyeballs_delay: float = 0.25,
-        socket_options: list[SocketOption] | None = None,
+        socket_options: Sequence[SocketOption] | None = None,
         uds: str | None = None,
         dial: Dial | None = None,
         enforce_content_length: bool = True,

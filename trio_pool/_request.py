@@ -10,7 +10,10 @@ The order is urllib3's (which is ``http.client``'s): ``Host``, then
 ``Transfer-Encoding: chunked``), then ``User-Agent``, then the caller's
 headers as given. A default is left out when the caller sets that header,
 and a caller's header whose value is :data:`SKIP_HEADER` is not sent at all
-(which suppresses the default too) — for the three defaults only.
+(which suppresses the default too) — for ``Accept-Encoding`` and
+``User-Agent``. urllib3 allows it for ``Host`` too; HTTP/1.1 requires a
+``Host`` and h11 will not send a request without one, so that is a
+``ValueError`` here.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ __all__ = ["DEFAULT_USER_AGENT", "SKIP_HEADER", "build_head"]
 DEFAULT_USER_AGENT: Final = f"python-trio-pool/{__version__}"
 #: A header value meaning "do not send this header, nor its default".
 SKIP_HEADER: Final = "@@@SKIP_HEADER@@@"
-SKIPPABLE_HEADERS: Final = frozenset({"accept-encoding", "host", "user-agent"})
+SKIPPABLE_HEADERS: Final = frozenset({"accept-encoding", "user-agent"})
 #: Methods that get ``Content-Length: 0`` when sent without a body.
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -147,10 +150,13 @@ def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
         if not _TOKEN_RE.fullmatch(name) or not _VALUE_RE.fullmatch(value):
             raise InvalidHeader(f"Header cannot be sent: {name!r}: {value!r}")
         lower = name.lower().decode("ascii")
+        if value == _SKIP and lower == "host":
+            # h11 (rightly: RFC 9112 section 3.2) refuses HTTP/1.1 without Host.
+            raise ValueError("SKIP_HEADER cannot remove Host: HTTP/1.1 requires it")
         if value == _SKIP and lower not in SKIPPABLE_HEADERS:
             raise ValueError(
-                "SKIP_HEADER only works for 'Accept-Encoding', 'Host' and "
-                f"'User-Agent', not {name.decode('ascii')!r}"
+                "SKIP_HEADER only works for 'Accept-Encoding' and 'User-Agent', "
+                f"not {name.decode('ascii')!r}"
             )
     return pairs
 

@@ -6,6 +6,7 @@ import io
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -30,7 +31,7 @@ from trio_pool.testing import Server, open_server, pattern
 
 
 async def echo(
-    pool: HTTPConnectionPool, method: str = "GET", **kw: object
+    pool: HTTPConnectionPool, method: str = "GET", **kw: Any
 ) -> dict[str, object]:
     response = await pool.request(method, "/echo", **kw)
     assert response.status == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 import trio
@@ -127,7 +128,8 @@ async def test_redirect_limits(pool: HTTPConnectionPool) -> None:
     )
     assert response.status == 302
     assert response.retries is not None and len(response.retries.history) == 3
-    for kw in ({"redirect": False}, {"retries": False}):
+    options: list[dict[str, Any]] = [{"redirect": False}, {"retries": False}]
+    for kw in options:
         response = await pool.request("GET", "/redirect/302?to=/echo", **kw)
         assert response.status == 302
         assert response.get_redirect_location() == "/echo"

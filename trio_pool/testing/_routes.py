@@ -222,7 +222,10 @@ async def _reset(request: Request, conn: RawConnection) -> None:
 async def _drip(request: Request, conn: RawConnection) -> None:
     n = _int_param(request, "n", 10)
     delay = _float_param(request, "delay", 0.05)
-    await conn.start_response(200, [_OCTETS, ("Content-Length", str(n))])
+    # ``chunked=1``: no Content-Length, so each byte goes out as a chunk.
+    chunked = request.param("chunked") == "1"
+    framing = [] if chunked else [("Content-Length", str(n))]
+    await conn.start_response(200, [_OCTETS, *framing])
     for offset in range(n):
         await trio.sleep(delay)
         end = [h11.EndOfMessage()] if offset == n - 1 else []
