@@ -74,6 +74,14 @@ async def _run(
     return None if interrupted else result.unwrap()
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt, possibly inside exception groups."""
+    grouped = getattr(exc, "exceptions", None)
+    if isinstance(grouped, tuple) and grouped:
+        return all(isinstance(e, BaseException) and _is_interrupt(e) for e in grouped)
+    return isinstance(exc, KeyboardInterrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trio-pool`` command; returns the exit status."""
     serving = False
@@ -96,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trio-pool: internal error: {exc!r} (set TRIO_POOL_TRACEBACK=1 "
               "to see where)", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
+    except BaseException as exc:  # e.g. an interrupt inside an exception group
+        if not _is_interrupt(exc):
+            raise
+        code = None
     if code is None:
         if serving:
             return EXIT_OK

@@ -100,7 +100,7 @@ def _client_arguments(
         type=_COUNT,
         default=concurrency,
         metavar="N",
-        help="requests in flight at once",
+        help=f"requests in flight at once (default {concurrency})",
     )
     parser.add_argument(
         "--timeout",
@@ -144,7 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    get = commands.add_parser("get", help="fetch URLs concurrently, bodies to stdout")
+    _add_get(commands.add_parser("get", help="fetch URLs, bodies to stdout or files"))
+    _add_bench(commands.add_parser("bench", help="load-test a URL"))
+    serve = commands.add_parser("serve", help="run the bundled test server")
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve.add_argument(
+        "--port", type=_PORT, default=8000, help="default 8000; 0 picks a free one"
+    )
+    demo = commands.add_parser(
+        "demo", help="fetch from and bench the bundled server (offline)"
+    )
+    demo.add_argument("-n", "--requests", type=_COUNT, default=2000, metavar="N")
+    return parser
+
+
+def _add_get(get: argparse.ArgumentParser) -> None:
     get.add_argument("urls", nargs="+", metavar="URL")
     get.add_argument(
         "-i",
@@ -155,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("-o", "--output-dir", metavar="DIR", help="save each body in DIR")
     _request_arguments(get)
     _client_arguments(get, retries=2, concurrency=10)
-    bench = commands.add_parser("bench", help="load-test a URL")
+
+
+def _add_bench(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("url", metavar="URL")
     bench.add_argument(
         "-d",
@@ -170,16 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _request_arguments(bench)
     _client_arguments(bench, retries=None, concurrency=50)
-    serve = commands.add_parser("serve", help="run the bundled test server")
-    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    serve.add_argument(
-        "--port", type=_PORT, default=8000, help="default 8000; 0 picks a free one"
-    )
-    demo = commands.add_parser(
-        "demo", help="fetch from and bench the bundled server (offline)"
-    )
-    demo.add_argument("-n", "--requests", type=_COUNT, default=2000, metavar="N")
-    return parser
 
 
 def parse(argv: Sequence[str] | None) -> Options:
