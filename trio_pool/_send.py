@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import trio
 
@@ -159,27 +159,15 @@ async def urlopen(
 
         location = response.get_redirect_location() if follow else None
         if location:
-            counted = await _count(retries, attempt, response, sender, redirect=True)
-            if counted is None:
-                return response
-            retries = counted
-            await response.drain_conn()
-            step = redirect(
-                response.status,
-                method,
-                headers,
-                sender.absolute_url(url),
-                str(location),
-                retries.remove_headers_on_redirect,
+            hop = await _redirect_hop(
+                retries, sender, attempt, response, str(location), route
             )
-            log.debug("Redirecting %s -> %s", url, step.url)
-            method, headers = step.method, step.headers
-            if step.drop_body:
+            if hop is None:
+                return response
+            retries, sender, url = hop.retries, hop.sender, hop.url
+            method, headers = hop.method, hop.headers
+            if hop.drop_body:
                 body = RequestBody(None)
-            sender, url = _next_hop(sender, step.url, route)
-            # A redirect is followed even when its Retry-After would outlast
-            # the caller's deadline: the next attempt then fails on its own.
-            await _backoff(_retry_after(retries, response))
             continue
 
         has_retry_after = "Retry-After" in response.headers
@@ -196,6 +184,51 @@ async def urlopen(
 
         response.retries = retries
         return response
+
+
+class _Hop(NamedTuple):
+    """Where a followed redirect leads, and what the loop sends there."""
+
+    retries: Retry
+    sender: Sender
+    url: str
+    method: str
+    headers: Any
+    drop_body: bool = False
+
+
+async def _redirect_hop(
+    retries: Retry,
+    sender: Sender,
+    attempt: Attempt,
+    response: HTTPResponse,
+    location: str,
+    route: Router | None,
+) -> _Hop | None:
+    """Count a redirect and decide the next hop; None when the redirect is
+    to be returned as it is (redirects used up, ``raise_on_redirect`` off).
+
+    Raises:
+        MaxRetryError: redirects used up, and the policy says to raise.
+    """
+    counted = await _count(retries, attempt, response, sender, redirect=True)
+    if counted is None:
+        return None
+    await response.drain_conn()
+    step = redirect(
+        response.status,
+        attempt.method,
+        attempt.headers,
+        sender.absolute_url(attempt.url),
+        location,
+        counted.remove_headers_on_redirect,
+    )
+    log.debug("Redirecting %s -> %s", attempt.url, step.url)
+    next_sender, url = _next_hop(sender, step.url, route)
+    # A redirect is followed even when its Retry-After would outlast the
+    # caller's deadline: the next attempt then fails on its own.
+    await _backoff(_retry_after(counted, response))
+    return _Hop(counted, next_sender, url, step.method, step.headers, step.drop_body)
 
 
 def _attempt(
