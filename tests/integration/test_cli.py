@@ -418,13 +418,14 @@ async def test_error_status_fails_but_writes_the_body(server: Server) -> None:
     )
 
 
-async def on_a_terminal(*args: str) -> tuple[int, str]:
+async def on_a_terminal(*args: str, stdout_too: bool = False) -> tuple[int, str]:
     """Run the command with stderr on a pseudo-terminal; exit status and output."""
     controller, terminal = os.openpty()
+    stdout = terminal if stdout_too else subprocess.DEVNULL
     try:
         with trio.fail_after(LIMIT):
             proc = await trio.run_process(
-                [*CLI, *args], stdout=subprocess.DEVNULL, stderr=terminal,
+                [*CLI, *args], stdout=stdout, stderr=terminal,
                 env=clean_env(), check=False,
             )  # fmt: skip
         os.close(terminal)
@@ -458,6 +459,10 @@ async def test_progress_only_on_a_terminal(server: Server) -> None:
     assert code == 0
     assert "trio-pool: 0/1 URLs" in shown
     assert shown.endswith("\r\x1b[K")  # erased at the end
+    # With the body going to the same terminal, no progress to garble it.
+    code, shown = await on_a_terminal("get", url, stdout_too=True)
+    assert code == 0
+    assert shown.replace("\r\n", "\n") == pattern(8).decode("latin-1")
 
 
 # -- environment proxies --------------------------------------------------------

@@ -154,7 +154,7 @@ async def run_get(options: GetOptions, stdout: BinaryIO, stderr: TextIO) -> int:
             os.makedirs(options.output_dir, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"-o {options.output_dir}: {exc.strerror}") from None
-    status = StatusLine(stderr)
+    status = StatusLine(stderr, unless=stdout)
     with trio.CancelScope() as everything:
         out = Stdout(stdout, everything)
         ordered = OrderedOutput(out, len(options.urls))

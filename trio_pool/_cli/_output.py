@@ -153,11 +153,17 @@ class StatusLine:
 
     Messages printed through :meth:`message` erase the line first, so progress
     and errors never mix on one line.
+
+    Args:
+        stream: stderr.
+        unless: no display either if this file (stdout) is a terminal.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, unless: BinaryIO | None = None) -> None:
         self._stream = stream
-        self.enabled = _isatty(stream)
+        # With ``unless`` (stdout) on the terminal too, bodies and the status
+        # line would garble each other: then there is none.
+        self.enabled = _isatty(stream) and not (unless is not None and _isatty(unless))
         self._shown = False
 
     def show(self, text: str) -> None:
@@ -180,7 +186,7 @@ class StatusLine:
         print(text, file=self._stream, flush=True)
 
 
-def _isatty(stream: TextIO) -> bool:
+def _isatty(stream: TextIO | BinaryIO) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
