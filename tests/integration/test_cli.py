@@ -135,6 +135,22 @@ async def test_output_dir_gets_one_file_per_url(server: Server, tmp_path: Path) 
     ]
 
 
+async def test_output_dir_keeps_no_file_of_a_failed_fetch(
+    server: Server, tmp_path: Path, refused_url: str
+) -> None:
+    urls = [refused_url + "/gone", server.url + "/status/500?body=oops"]
+    done = await run("get", *urls, "-o", str(tmp_path), "--retries", "0")
+    assert done.returncode == 1
+    assert sorted(os.listdir(tmp_path)) == ["0001-500"]
+    assert (tmp_path / "0001-500").read_bytes() == b"oops"  # an error status saves
+    assert done.stdout.decode() == f"{urls[1]} -> {tmp_path / '0001-500'} (4 bytes)\n"
+    errors = done.stderr.decode().splitlines()
+    assert errors == [
+        f"trio-pool: {urls[0]}: connection refused",
+        f"trio-pool: {urls[1]}: HTTP 500 Internal Server Error",
+    ]
+
+
 def test_file_names_are_safe() -> None:
     assert file_name(3, "http://h/a/b/c.tar.gz?x=1") == "0003-c.tar.gz"
     assert file_name(0, "http://h/") == "0000-index"
@@ -408,6 +424,12 @@ async def test_method_headers_and_bodies(server: Server, tmp_path: Path) -> None
     upload.write_bytes(pattern(3000))
     await run("get", url, "--data", f"@{upload}")
     assert server.requests[-1].body == pattern(3000)
+    with trio.fail_after(LIMIT):
+        await trio.run_process(
+            [*CLI, "get", url, "--data", "@-"], stdin=b"from stdin",
+            capture_stdout=True, env=clean_env(),
+        )  # fmt: skip
+    assert server.requests[-1].body == b"from stdin"
 
 
 async def test_error_status_fails_but_writes_the_body(server: Server) -> None:
