@@ -59,6 +59,9 @@ def _cause(exc: BaseException) -> str | None:
     if isinstance(exc, (errors.NameResolutionError, socket.gaierror)):
         host = getattr(exc, "host", "")
         return "name resolution failed" + (f" for {host!r}" if host else "")
+    if isinstance(exc, errors.IncompleteRead):
+        more = "" if exc.expected is None else f" ({exc.expected} more expected)"
+        return f"body cut short after {exc.partial} bytes{more}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):
