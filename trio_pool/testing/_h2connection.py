@@ -365,6 +365,7 @@ class H2ServerConnection:
         self._drained = trio.lowlevel.ParkingLot()
         self._closing: str | None = None
         self._nursery: trio.Nursery | None = None
+        self._reader_done = trio.Event()
         self._settings_sent = 0
         record._count_active = lambda: self.h2.open_inbound_streams
 
@@ -406,9 +407,11 @@ class H2ServerConnection:
 
     async def _send_fake_preface(self, preface: bytes) -> None:
         await self.transport.send_all(preface)
-        # Read (and drop) what the client sends for a moment, so that closing
-        # does not turn into a TCP reset before the client has read the bytes.
+        # A lingering close, as in _shut_down: FIN, then read and drop until
+        # the client closes too (TLS cannot half-close: there it is a wait).
         with trio.move_on_after(_CLOSE_GRACE):
+            if isinstance(self.transport, trio.abc.HalfCloseableStream):
+                await self.transport.send_eof()
             while await self._receive():
                 pass
         with trio.move_on_after(_CLOSE_GRACE):
@@ -421,43 +424,63 @@ class H2ServerConnection:
             return b""  # a reset, a TLS failure, or the writer closed the socket
 
     async def _read_loop(self) -> None:
-        while self._closing is None:
-            data = await self._receive()
-            if not data:
-                return
+        while data := await self._receive():
+            if self._closing is not None:
+                continue  # lingering close: drop what still arrives
             try:
                 events = self.h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
                 self._protocol_error(exc)
-                return
+                continue
             for event in events:
                 self._dispatch(event)
             self._poke()
             self._changes.unpark_all()
             self._server._changed()
+        self._reader_done.set()
 
     async def _write_loop(self) -> None:
         while True:
             while not self._outbox and self._closing is None:
                 self._wake = trio.Event()
                 await self._wake.wait()
-            if self._outbox:
-                data = bytes(self._outbox)
+            if not self._outbox:
+                await self._shut_down()
+                return
+            data = bytes(self._outbox)
+            self._outbox.clear()
+            self._drained.unpark_all()
+            try:
+                await self.transport.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._closing = self._closing or "close"  # the client went away
                 self._outbox.clear()
-                self._drained.unpark_all()
+
+    async def _shut_down(self) -> None:
+        """Close the socket, then end the connection's tasks.
+
+        A clean close of plain TCP lingers: FIN first, then wait (a moment at
+        most) for the client to close its side, reading and dropping its
+        bytes meanwhile. Closing with unread bytes in the kernel's buffer
+        would send a TCP reset, which can destroy the last response before
+        the client has read it.
+        """
+        self.record.open = False
+        self._server._changed()
+        if self._closing == "close" and isinstance(
+            self.transport, trio.abc.HalfCloseableStream
+        ):
+            with trio.move_on_after(_CLOSE_GRACE):
                 try:
-                    await self.transport.send_all(data)
+                    await self.transport.send_eof()
+                    await self._reader_done.wait()
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self._closing = self._closing or "close"  # the client went away
-                    self._outbox.clear()
-                continue
-            await self._close_transport()
-            assert self._nursery is not None
-            self._nursery.cancel_scope.cancel()
-            return
+                    pass
+        await self._close_transport()
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
 
     async def _close_transport(self) -> None:
-        self.record.open = False
         if self._closing == "reset":
             raw: trio.abc.Stream = self.transport
             while isinstance(raw, trio.SSLStream):

@@ -36,7 +36,8 @@ class H2ConnectionRecord:
         alpn: The protocol ALPN chose (``"h2"``, ``"http/1.1"``), ``None``
             without TLS or ALPN.
         protocol: ``"h2"`` or ``"http/1.1"`` (an ALPN fallback).
-        open: Whether the server still has the connection open.
+        open: Whether the server still has the connection open (``False``
+            from the moment it starts closing it).
         streams_opened: Stream ids of every request received, in order.
         streams_ignored: Streams above a graceful GOAWAY's ``last_stream_id``,
             never processed.
