@@ -54,22 +54,32 @@ class _Fetcher:
         self.done = 0
         self.received = 0
 
-    async def fetch(self, url: str, write: Write) -> str | None:
-        """Fetch ``url`` into ``write``; the cause if it failed, else None."""
+    async def fetch(self, url: str, write: Write) -> bool:
+        """Fetch ``url`` into ``write``; whether a whole body was written.
+
+        A failure is reported on stderr and counted. An error status still
+        writes its body, so it returns True.
+        """
         seconds = self.options.client.timeout
         failure: str | None = None
+        complete = False
         with trio.move_on_after(seconds) as scope:
             try:
                 failure = await self._exchange(url, write)
+                complete = True
             except trio_pool.HTTPError as exc:
                 failure = describe(exc)
         if scope.cancelled_caught:
             failure = f"timed out after {seconds:g} s"
         self.done += 1
         if failure is not None:
-            self.failures += 1
-            self.status.message(f"trio-pool: {url}: {failure}")
-        return failure
+            self.fail(url, failure)
+        return complete
+
+    def fail(self, url: str, cause: str) -> None:
+        """Count a failed URL and say why on stderr."""
+        self.failures += 1
+        self.status.message(f"trio-pool: {url}: {cause}")
 
     async def _exchange(self, url: str, write: Write) -> str | None:
         spec = self.options.request
@@ -112,14 +122,14 @@ async def _to_stdout(
     await ordered.finish(index)
 
 
-async def _fetch_to(fetcher: _Fetcher, url: str, path: str) -> tuple[str | None, int]:
+async def _fetch_to(fetcher: _Fetcher, url: str, path: str) -> tuple[bool, int]:
     async with await trio.open_file(path, "wb") as file:
 
         async def write(data: bytes) -> None:
             await file.write(data)
 
-        failure = await fetcher.fetch(url, write)
-        return failure, await file.tell()
+        complete = await fetcher.fetch(url, write)
+        return complete, await file.tell()
 
 
 async def _to_file(
@@ -130,12 +140,11 @@ async def _to_file(
     path = os.path.join(directory, file_name(index, url))
     async with fetcher.limiter:
         try:
-            failure, size = await _fetch_to(fetcher, url, path)
+            complete, size = await _fetch_to(fetcher, url, path)
         except OSError as exc:
-            failure, size = f"cannot write {path}: {exc.strerror or exc}", 0
-            fetcher.failures += 1
-            fetcher.status.message(f"trio-pool: {url}: {failure}")
-        if failure is None or failure.startswith("HTTP "):
+            complete, size = False, 0
+            fetcher.fail(url, f"cannot write {path}: {exc.strerror or exc}")
+        if complete:
             line = f"{url} -> {path} ({size} bytes)\n"
             await ordered.write(index, line.encode())
         else:
