@@ -8,6 +8,7 @@ what is on the wire and do not depend on trio_pool's own client.
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import ssl
@@ -126,6 +127,7 @@ class H2Client:
         self.replies: dict[int, Reply] = {}
         self.eof = False
         self.was_reset = False  # the connection ended with a TCP reset
+        self.no_ack: set[int] = set()  # streams whose DATA is never acknowledged
 
     async def start(self, settings: dict[int, int] | None = None) -> None:
         values = {SettingCodes.ENABLE_PUSH: 0, **(settings or {})}
@@ -196,7 +198,8 @@ class H2Client:
             reply.headers = list(event.headers)
         elif isinstance(event, h2.events.DataReceived):
             reply.body += event.data
-            if self.auto_ack and event.flow_controlled_length:
+            wanted = self.auto_ack and event.stream_id not in self.no_ack
+            if wanted and event.flow_controlled_length:
                 self.h2.acknowledge_received_data(
                     event.flow_controlled_length, event.stream_id
                 )
@@ -410,12 +413,15 @@ async def test_status_headers_and_redirects(h2c: H2Server) -> None:
         loop = await client.request("/redirect-loop")
         missing = await client.request("/nothing-here")
         head = await client.request("/bytes/100", "HEAD")
+        gzipped = await client.request("/encoded/gzip?n=300")
     assert (teapot.status, bytes(teapot.body)) == (418, b"short")
     assert (headers.header(b"x-one"), headers.header(b"x-two")) == (b"1", b"2")
     assert (moved.status, moved.header(b"location")) == (307, b"/elsewhere")
     assert (loop.status, loop.header(b"location")) == (302, b"/redirect-loop")
     assert missing.status == 404
     assert head.header(b"content-length") == b"100" and head.body == b""
+    assert gzipped.header(b"content-encoding") == b"gzip"
+    assert gzip.decompress(bytes(gzipped.body)) == pattern(300)
 
 
 async def test_trailers(h2c: H2Server) -> None:
@@ -472,6 +478,36 @@ async def test_handler_errors(h2c: H2Server) -> None:
         after = await client.request("/echo")
     assert failed.status == 500 and bad.status == 400 and after.status == 200
     assert [str(e) for e in h2c.errors] == ["boom"]
+
+
+async def test_many_concurrent_streams(h2c: H2Server) -> None:
+    async with connect(h2c) as client:
+        sids = [client.send_request(f"/bytes/{10_000 + i}") for i in range(50)]
+        await client.flush()
+        for i, sid in enumerate(sids):
+            reply = await client.reply(sid)
+            assert bytes(reply.body) == pattern(10_000 + i)
+    assert h2c.record(1).peak_active_streams > 1
+    assert h2c.connections_opened == 1
+
+
+async def test_a_slow_reader_throttles_only_its_own_stream(h2c: H2Server) -> None:
+    async with connect(h2c, start=False) as client:
+        # Big connection window, default 65,535-byte stream windows.
+        await client.start()
+        client.h2.increment_flow_control_window(1 << 24)
+        slow = client.send_request("/bytes/200000")
+        client.no_ack.add(slow)
+        fast = client.send_request("/bytes/200000")
+        await client.flush()
+        reply = await client.reply(fast)
+        assert bytes(reply.body) == pattern(200_000)
+        assert len(client.replies[slow].body) == 65535  # its window, exactly
+        assert not client.replies[slow].ended
+        client.no_ack.clear()
+        client.h2.acknowledge_received_data(65535, slow)
+        await client.flush()
+        assert bytes((await client.reply(slow)).body) == pattern(200_000)
 
 
 # -- stalls, and what the recorder sees of the client ----------------------------------
