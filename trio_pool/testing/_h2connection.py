@@ -85,8 +85,13 @@ _OUTBOX_HIGH_WATER = 1 << 20
 _BODYLESS_STATUSES = frozenset({204, 304})
 # Connection-specific headers are forbidden in HTTP/2 (RFC 9113 8.2.2).
 _HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding"}
-    | {b"upgrade"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+    }
 )
 
 
