@@ -45,6 +45,7 @@ __all__ = [
     "ResponseNotChunked",
     "SSLError",
     "SecurityWarning",
+    "StreamRefusedError",
     "TimeoutError",
     "URLSchemeUnknown",
     "UnrewindableBodyError",
@@ -137,6 +138,13 @@ class NewConnectionError(ConnectTimeoutError, HTTPError):
     def __init__(self, conn: Any, message: str) -> None:
         self.conn = conn
         super().__init__(f"{conn}: {message}")
+
+
+class StreamRefusedError(NewConnectionError):
+    """The server did not process the request: an HTTP/2 stream refused
+    (REFUSED_STREAM), above a GOAWAY's last stream, or on a connection that
+    was closing. Never processed, so it is retried, on another connection,
+    whatever the method (``Retry`` counts it as a connection error)."""
 
 
 class NameResolutionError(NewConnectionError):

@@ -17,7 +17,9 @@ from typing import Any
 
 from ._exceptions import InsecureRequestWarning, LocationValueError, URLSchemeUnknown
 from ._pool import HTTPConnectionPool
+from ._response import HTTPResponse
 from ._retry import Retry
+from ._send import Attempt
 from ._timeout import DEFAULT_TIMEOUT, TimeoutLike
 from ._tls import AssertHostname, CADataLike, TLSConfig, tls_hostname
 from ._url import parse_url
@@ -132,21 +134,27 @@ class HTTPSConnectionPool(HTTPConnectionPool):
         self._tls_config, self._tls_name = self._tls()
 
     def _tls_options(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in (*TLS_OPTIONS, "server_hostname"))
+        names = (*TLS_OPTIONS, "server_hostname")
+        return (*(getattr(self, name) for name in names), self._alpn())
+
+    def _alpn(self) -> tuple[str, ...]:
+        """What ALPN offers: h2 too, unless the origin asked for HTTP/1.1."""
+        if self.http2 and self._protocol != "h1-only":
+            return ("h2", "http/1.1")
+        return ("http/1.1",)
 
     def _tls(self) -> tuple[TLSConfig, str]:
         """The TLS config for a new connection, rebuilt if an option changed."""
         options = self._tls_options()
         if options != self._tls_key:
-            config = TLSConfig.from_options(
-                **dict(zip(TLS_OPTIONS, options, strict=False))
-            )
+            kw = dict(zip(TLS_OPTIONS, options, strict=False))
+            config = TLSConfig.from_options(**kw, alpn_protocols=options[-1])
             name = _checked_hostname(config.context, self.server_hostname or self.host)
             self._tls_config, self._tls_name = config, name
             self._tls_key = options
         return self._tls_config, self._tls_name
 
-    async def send_once(self, attempt: Any) -> Any:
+    async def send_once(self, attempt: Attempt) -> HTTPResponse:
         """As for :class:`HTTPConnectionPool`; warns first when certificates
         are not verified (``InsecureRequestWarning``, once per request, as in
         urllib3)."""

@@ -55,9 +55,10 @@ from ._exceptions import (
 )
 from ._fields import encode_request
 from ._headers import HTTPHeaderDict
+from ._http2 import HTTP2Connection, HTTP11Required
 from ._http11 import HTTP11Connection
 from ._origin import Origin
-from ._protocol import ProtocolConnection, RequestHead
+from ._protocol import RequestHead
 from ._request import build_head
 from ._response import HTTPResponse
 from ._retry import Retry
@@ -92,6 +93,11 @@ class PoolStatistics:
         dropped: connections closed before the pool closed (server closed
             them, keep-alive expired, or an exchange did not finish cleanly).
         tokens_free: limiter tokens not held by any request.
+        h2_connections: open HTTP/2 connections.
+        streams_active: HTTP/2 streams carrying a request or a response.
+        streams_waiting: requests waiting for a stream or a connection
+            (``block=True`` pools that may speak HTTP/2).
+        streams_reset: streams this pool reset (cancelled, abandoned).
     """
 
     idle: int
@@ -101,24 +107,25 @@ class PoolStatistics:
     reused: int
     dropped: int
     tokens_free: int
+    h2_connections: int = 0
+    streams_active: int = 0
+    streams_waiting: int = 0
+    streams_reset: int = 0
 
 
 class _Lease:
     """One checkout: a connection, and whether it holds a limiter token."""
 
-    __slots__ = ("conn", "holds_global", "holds_token", "pool", "released")
+    __slots__ = ("conn", "holds_global", "holds_token", "http", "pool", "released")
 
     def __init__(self, pool: HTTPConnectionPool, holds_token: bool) -> None:
         self.pool = pool
         self.holds_token = holds_token
         self.holds_global = False
-        self.conn: Connection | None = None
+        self.conn: Connection | HTTP2Connection | None = None
+        # The exchange: the connection's engine, or an HTTP/2 stream.
+        self.http: Any = None
         self.released = False
-
-    @property
-    def http(self) -> ProtocolConnection:
-        assert self.conn is not None
-        return self.conn.http
 
     def release(self, reuse: bool) -> None:
         self.pool._release(self, reuse)
@@ -160,6 +167,12 @@ class HTTPConnectionPool:
             place of TCP (for tests).
         enforce_content_length: raise ``IncompleteRead`` for a body shorter
             than its Content-Length (urllib3's default, True).
+        http2: ``True`` to offer HTTP/2 by ALPN on https (HTTP/1.1 when the
+            server picks it; plain ``http://`` stays HTTP/1.1);
+            ``"prior-knowledge"`` to speak h2c from the first byte on
+            ``http://`` as well. False (the default): HTTP/1.1 only.
+        http2_max_streams: the most streams one HTTP/2 connection carries at
+            once (the server's MAX_CONCURRENT_STREAMS may lower it).
 
     Raises:
         LocationValueError: no host.
@@ -189,11 +202,19 @@ class HTTPConnectionPool:
         uds: str | None = None,
         dial: Dial | None = None,
         enforce_content_length: bool = True,
+        http2: bool | str = False,
+        http2_max_streams: int = 100,
     ) -> None:
         if not host:
             raise LocationValueError("No host specified.")
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
+        if http2 not in (False, True, "prior-knowledge"):
+            raise ValueError(
+                f"http2 must be True, False or 'prior-knowledge': {http2!r}"
+            )
+        if http2_max_streams < 1:
+            raise ValueError("http2_max_streams must be at least 1")
         self.origin = Origin.make(self.scheme, host, port)
         self.host = self.origin.host
         self.port = port
@@ -212,7 +233,7 @@ class HTTPConnectionPool:
         self._trace = trace
         self._host_header = self.origin.authority.encode("ascii")
         self._limiter = trio.CapacityLimiter(maxsize)
-        self._idle: dict[Connection, None] = {}
+        self._idle: dict[Connection | HTTP2Connection, None] = {}
         self._conns: set[Connection] = set()
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
@@ -221,6 +242,17 @@ class HTTPConnectionPool:
         self._created = 0
         self._reused = 0
         self._dropped = 0
+        self.http2 = http2
+        self.http2_max_streams = http2_max_streams
+        # HTTP/2 books: connections with a free stream and a token already
+        # held, requests waiting for room, and the first connection's probe
+        # (while the origin's protocol is unknown, others wait for it).
+        self._h2_conns: set[HTTP2Connection] = set()
+        self._h2_room: dict[HTTP2Connection, None] = {}
+        self._room_lot = trio.lowlevel.ParkingLot()
+        self._protocol: str | None = None
+        self._probe: trio.Event | None = None
+        self._resets = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r}, port={self.port!r})"
@@ -267,9 +299,12 @@ class HTTPConnectionPool:
         self.retire()
         for conn in list(self._conns):
             conn.discard()
+        for h2conn in list(self._h2_conns):
+            h2conn.close()
         # Wake every request still waiting for a token: it gets one, finds
         # the pool closed and raises ClosedPoolError instead of waiting on.
         self._limiter.total_tokens = math.inf
+        self._room_lot.unpark_all()
 
     def retire(self) -> None:
         """Stop taking requests and close idle connections; connections still
@@ -277,7 +312,8 @@ class HTTPConnectionPool:
         self._closed = True
         idle, self._idle = self._idle, {}
         for conn in idle:
-            conn.discard()
+            conn.close() if isinstance(conn, HTTP2Connection) else conn.discard()
+        self._h2_room.clear()
 
     def _check_open(self) -> trio.Nursery:
         if self._closed or self._nursery is None:
@@ -289,14 +325,19 @@ class HTTPConnectionPool:
     def statistics(self) -> PoolStatistics:
         """A frozen snapshot of the pool's connections and counters."""
         limiter = self._limiter.statistics()
+        parked = len(self._room_lot)
         return PoolStatistics(
             idle=len(self._idle),
             in_use=self._in_use,
-            waiting=limiter.tasks_waiting,
+            waiting=limiter.tasks_waiting + parked,
             created=self._created,
             reused=self._reused,
             dropped=self._dropped,
             tokens_free=max(self.maxsize - limiter.borrowed_tokens, 0),
+            h2_connections=len(self._h2_conns),
+            streams_active=sum(conn.active for conn in self._h2_conns),
+            streams_waiting=parked,
+            streams_reset=self._resets + sum(c.resets for c in self._h2_conns),
         )
 
     # -- checkout and release ---------------------------------------------------
@@ -308,6 +349,8 @@ class HTTPConnectionPool:
         the wait with a cancel scope (``pool_timeout``).
         """
         self._check_open()
+        if self.http2:
+            return await self._acquire_multiplexed()
         lease = _Lease(self, holds_token=True)
         if self.block:
             await self._limiter.acquire_on_behalf_of(lease)
@@ -316,6 +359,47 @@ class HTTPConnectionPool:
                 self._limiter.acquire_on_behalf_of_nowait(lease)
             except trio.WouldBlock:
                 lease.holds_token = False
+        return await self._take_global(lease)
+
+    async def _acquire_multiplexed(self) -> _Lease:
+        """Checkout for a pool that may speak HTTP/2: a free stream on a
+        connection in use; else a token for a connection (idle or new);
+        else wait (``block=True``) for either, FIFO; else an extra
+        connection. While the first connection finds out which protocol the
+        origin speaks, others wait for its answer."""
+        while True:
+            await trio.lowlevel.checkpoint()
+            self._check_open()
+            lease = self._stream_lease()
+            if lease is not None:
+                return lease
+            if self._probe is not None:
+                await self._probe.wait()
+                continue
+            lease = _Lease(self, holds_token=True)
+            try:
+                self._limiter.acquire_on_behalf_of_nowait(lease)
+            except trio.WouldBlock:
+                if self.block:
+                    await self._room_lot.park()
+                    continue
+                lease.holds_token = False
+            return await self._take_global(lease)
+
+    def _stream_lease(self) -> _Lease | None:
+        """A new stream on an HTTP/2 connection that has room (O(1))."""
+        conn = next(iter(self._h2_room), None)
+        if conn is None:
+            return None
+        lease = _Lease(self, holds_token=False)
+        lease.conn = conn
+        lease.http = conn.open_stream()
+        if not conn.has_room():
+            del self._h2_room[conn]
+        self._reused += 1
+        return lease
+
+    async def _take_global(self, lease: _Lease) -> _Lease:
         if self._global_limiter is not None:
             # A manager-wide limit: taken after this pool's token, so a task
             # waiting here holds only its own host's token, and every global
@@ -350,18 +434,34 @@ class HTTPConnectionPool:
             idle = self._idle
             while idle:
                 conn, _ = idle.popitem()
-                if await conn.take():
+                if isinstance(conn, HTTP2Connection):
+                    if not conn.has_room():
+                        continue  # draining: it closes by itself
+                    self._reused += 1
+                    self._lend_h2(lease, conn)
+                elif await conn.take():
                     self._reused += 1
                     self._lend(lease, conn)
-                    if self._trace:
-                        self._emit("reuse", started)
-                    return
-        stream = await self._open_stream(limits)
-        conn = Connection(HTTP11Connection(stream, self))
-        self._conns.add(conn)
+                else:
+                    continue
+                if self._trace:
+                    self._emit("reuse", started)
+                return
+        stream = await self._open_probing(limits)
         self._created += 1
-        nursery.start_soon(conn.run, self._on_closed)
-        self._lend(lease, conn)
+        if self._speaks_h2(stream):
+            h2conn = HTTP2Connection(
+                stream, self, self.http2_max_streams, self._h2_changed
+            )
+            self._h2_conns.add(h2conn)
+            nursery.start_soon(h2conn.run, self._h2_closed)
+            self._lend_h2(lease, h2conn)
+        else:
+            self._settle_protocol("h1")
+            conn = Connection(HTTP11Connection(stream, self))
+            self._conns.add(conn)
+            nursery.start_soon(conn.run, self._on_closed)
+            self._lend(lease, conn)
         log.debug(
             "Starting new %s connection (%d): %s:%s",
             self.scheme.upper(),
@@ -380,7 +480,87 @@ class HTTPConnectionPool:
 
     def _lend(self, lease: _Lease, conn: Connection) -> None:
         lease.conn = conn
+        lease.http = conn.http
         self._in_use += 1
+
+    # -- HTTP/2 books -------------------------------------------------------------
+
+    async def _open_probing(self, limits: Timeout) -> trio.abc.Stream:
+        """Open a stream; while the origin's protocol is unknown, the first
+        one opened is the probe that other requests wait for."""
+        if not self.http2 or self._protocol is not None or self._probe is not None:
+            return await self._open_stream(limits)
+        self._probe = trio.Event()
+        try:
+            return await self._open_stream(limits)
+        except BaseException:
+            self._settle_protocol(None)  # the waiters each try for themselves
+            raise
+
+    def _settle_protocol(self, protocol: str | None) -> None:
+        if protocol is not None and self._protocol != "h1-only":
+            self._protocol = protocol
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.set()
+
+    def _speaks_h2(self, stream: trio.abc.Stream) -> bool:
+        if not self.http2 or self._protocol == "h1-only":
+            return False
+        if isinstance(stream, trio.SSLStream):
+            return bool(stream.selected_alpn_protocol() == "h2")
+        return self.http2 == "prior-knowledge" and self.route.forward_proxy is None
+
+    def _lend_h2(self, lease: _Lease, conn: HTTP2Connection) -> None:
+        """An HTTP/2 connection goes from no streams to one: the lease's
+        tokens now belong to the connection until its last stream ends."""
+        conn.token_lease = lease
+        conn.set_idle_deadline(math.inf)
+        lease.conn = conn
+        lease.http = conn.open_stream()
+        self._in_use += 1
+        if conn.has_room():
+            self._h2_room[conn] = None
+
+    def _h2_changed(self, conn: HTTP2Connection) -> None:
+        """Told by an HTTP/2 connection when its streams or limits change."""
+        if conn.active == 0 and conn.token_lease is not None:
+            self._h2_unused(conn)
+        if conn.active > 0 and conn.has_room():
+            self._h2_room[conn] = None
+        else:
+            self._h2_room.pop(conn, None)
+        if self._probe is not None and (conn.settled or conn.draining):
+            self._settle_protocol("h2")
+        if self._room_lot:
+            self._room_lot.unpark_all()
+
+    def _h2_unused(self, conn: HTTP2Connection) -> None:
+        """The last stream ended: the tokens go back, the connection idles
+        (or closes, if it was an extra one or is draining)."""
+        holder = conn.token_lease
+        assert isinstance(holder, _Lease)
+        conn.token_lease = None
+        self._in_use -= 1
+        if holder.holds_token and not (conn.draining or self._closed):
+            conn.set_idle_deadline(trio.current_time() + self.keepalive_expiry)
+            self._idle[conn] = None
+        else:
+            conn.close()
+        self._give_back_tokens(holder)
+
+    def _h2_closed(self, conn: HTTP2Connection, reason: str) -> None:
+        """Told by an HTTP/2 connection's task as it ends."""
+        self._h2_conns.discard(conn)
+        self._h2_room.pop(conn, None)
+        self._idle.pop(conn, None)
+        self._resets += conn.resets
+        conn.resets = 0
+        if self._probe is not None:
+            self._settle_protocol(None)
+        self._report_closed(reason)
+        if self._room_lot:
+            self._room_lot.unpark_all()
 
     def _tls(self) -> tuple[TLSConfig | None, str]:
         """TLS for new connections, and the name to verify (https pools)."""
@@ -404,6 +584,13 @@ class HTTPConnectionPool:
             return
         lease.released = True
         conn = lease.conn
+        if isinstance(conn, HTTP2Connection):
+            # The stream ends (reset if unfinished); the connection stays,
+            # and its tokens go back with its last stream (_h2_changed).
+            lease.http.release()
+            if self._trace:
+                self._emit("release", trio.current_time(), reuse=not conn.draining)
+            return
         kept = False
         if conn is not None:
             self._in_use -= 1
@@ -413,18 +600,26 @@ class HTTPConnectionPool:
                 kept = True
             else:
                 conn.discard()
+        self._give_back_tokens(lease)
+        if self._trace:
+            self._emit("release", trio.current_time(), reuse=kept)
+
+    def _give_back_tokens(self, lease: _Lease) -> None:
         if lease.holds_token:
             self._limiter.release_on_behalf_of(lease)
         if lease.holds_global:
             assert self._global_limiter is not None
             self._global_limiter.release_on_behalf_of(lease)
-        if self._trace:
-            self._emit("release", trio.current_time(), reuse=kept)
+        if self._room_lot:
+            self._room_lot.unpark()
 
     def _on_closed(self, conn: Connection, reason: str) -> None:
         """Told by a connection's task as it closes the connection."""
         self._conns.discard(conn)
         self._idle.pop(conn, None)
+        self._report_closed(reason)
+
+    def _report_closed(self, reason: str) -> None:
         if not self._closed:
             self._dropped += 1
             if reason != "discarded":
@@ -449,10 +644,15 @@ class HTTPConnectionPool:
         response: HTTPResponse | None = None
         with _total_scope(limits.total) as total:
             try:
-                await self._connect(lease, limits)
+                if lease.http is None:
+                    await self._connect(lease, limits)
                 response = await self._exchange(lease, head, attempt)
                 if attempt.preload_content:
                     await response.read()
+            except HTTP11Required:
+                lease.release(reuse=False)
+                self._fall_back_to_h1()
+                raise
             except BaseException:
                 lease.release(reuse=False)
                 raise
@@ -460,6 +660,15 @@ class HTTPConnectionPool:
             raise self._total_timeout(lease, attempt)
         assert response is not None
         return response
+
+    def _fall_back_to_h1(self) -> None:
+        """The origin wants HTTP/1.1 (HTTP_1_1_REQUIRED): remember that, and
+        let its HTTP/2 connections drain."""
+        log.info("%s requires HTTP/1.1; not offering HTTP/2 again", self.origin)
+        self._protocol = "h1-only"
+        for conn in list(self._h2_conns):
+            conn.draining = True
+            self._h2_changed(conn)
 
     def _total_timeout(self, lease: _Lease, attempt: _send.Attempt) -> Exception:
         total = attempt.timeout.total
@@ -494,7 +703,7 @@ class HTTPConnectionPool:
             self.origin,
             attempt.method,
             attempt.url,
-            "1.1" if response_head.version == 11 else "1.0",
+            {11: "1.1", 10: "1.0", 20: "2"}[response_head.version],
             response_head.status,
             response_head.headers.get("Content-Length", "-"),
         )

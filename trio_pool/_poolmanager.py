@@ -599,8 +599,10 @@ class ProxyManager(PoolManager):
 
     def _new_pool(self, key: PoolKey, kw: dict[str, Any]) -> HTTPConnectionPool:
         if dict(key.options).get("_forward") is not None:
-            # TLS options given for targets do not apply to the proxy.
+            # TLS options given for targets do not apply to the proxy, and
+            # forwarding through a proxy stays HTTP/1.1.
             kw = {k: v for k, v in kw.items() if k not in _TLS_OPTIONS}
+            kw.pop("http2", None)
             kw.update({k: v for k, v in self._proxy_tls.items() if v is not None})
             return self._make_pool(key, kw, self._forward_route)
         return self._make_pool(key, kw, self._tunnel_route)

@@ -69,7 +69,9 @@ class HTTPResponse:
         self.status = status
         self.reason = reason
         self.version = version
-        self.version_string = f"HTTP/{version // 10}.{version % 10}"
+        self.version_string = (
+            "HTTP/2" if version == 20 else f"HTTP/{version // 10}.{version % 10}"
+        )
         self.headers = headers if headers is not None else HTTPHeaderDict()
         self.url = request_url
         self.retries = retries

@@ -264,6 +264,7 @@ def create_context(
     check_hostname: bool = True,
     minimum_version: ssl.TLSVersion | None = None,
     maximum_version: ssl.TLSVersion | None = None,
+    alpn_protocols: tuple[str, ...] = ALPN_PROTOCOLS,
 ) -> ssl.SSLContext:
     """A client context with urllib3's defaults, and no trust store loaded.
 
@@ -278,6 +279,7 @@ def create_context(
             ``CERT_NONE``, which cannot check anything).
         minimum_version: the lowest TLS version; TLS 1.2 if None.
         maximum_version: the highest TLS version; OpenSSL's if None.
+        alpn_protocols: what ALPN offers (``("h2", "http/1.1")`` for HTTP/2).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = (
@@ -290,7 +292,7 @@ def create_context(
     context.post_handshake_auth = True
     context.hostname_checks_common_name = False
     _set_verification(context, cert_reqs, check_hostname)
-    context.set_alpn_protocols(list(ALPN_PROTOCOLS))
+    context.set_alpn_protocols(list(alpn_protocols))
     keylog = _keylog_path()
     if keylog:
         context.keylog_filename = keylog
@@ -331,6 +333,7 @@ def _new_context(
     *,
     certifi_roots: bool,
     shareable: bool,
+    alpn_protocols: tuple[str, ...] = ALPN_PROTOCOLS,
 ) -> ssl.SSLContext:
     if certifi_roots and shareable:
         return _shared_certifi_context(
@@ -339,12 +342,14 @@ def _new_context(
             minimum_version,
             maximum_version,
             _keylog_path(),
+            alpn_protocols,
         )
     context = create_context(
         verify_mode,
         check_hostname=check_hostname,
         minimum_version=minimum_version,
         maximum_version=maximum_version,
+        alpn_protocols=alpn_protocols,
     )
     if certifi_roots:
         _load_certifi(context)
@@ -358,6 +363,7 @@ def _shared_certifi_context(
     minimum_version: ssl.TLSVersion | None,
     maximum_version: ssl.TLSVersion | None,
     keylog: str | None,
+    alpn_protocols: tuple[str, ...] = ALPN_PROTOCOLS,
 ) -> ssl.SSLContext:
     """A context trusting certifi, shared by every pool that wants the same.
 
@@ -371,6 +377,7 @@ def _shared_certifi_context(
         check_hostname=check_hostname,
         minimum_version=minimum_version,
         maximum_version=maximum_version,
+        alpn_protocols=alpn_protocols,
     )
     _load_certifi(context)
     return context
@@ -383,7 +390,10 @@ def _load_certifi(context: ssl.SSLContext) -> None:
 
 
 def _adjust_context(
-    context: ssl.SSLContext, cert_reqs: int | str | None, own_name_check: bool
+    context: ssl.SSLContext,
+    cert_reqs: int | str | None,
+    own_name_check: bool,
+    alpn_protocols: tuple[str, ...] = ALPN_PROTOCOLS,
 ) -> ssl.SSLContext:
     """Apply the pool's options to a caller's context, as urllib3 does."""
     verify_mode = context.verify_mode
@@ -392,7 +402,7 @@ def _adjust_context(
     _set_verification(
         context, verify_mode, context.check_hostname and not own_name_check
     )
-    context.set_alpn_protocols(list(ALPN_PROTOCOLS))
+    context.set_alpn_protocols(list(alpn_protocols))
     return context
 
 
@@ -537,6 +547,7 @@ class TLSConfig:
         assert_hostname: AssertHostname = None,
         assert_fingerprint: str | None = None,
         ssl_version: int | str | None = None,
+        alpn_protocols: tuple[str, ...] = ALPN_PROTOCOLS,
     ) -> TLSConfig:
         """Validate an HTTPS pool's TLS options and build its context.
 
@@ -581,7 +592,9 @@ class TLSConfig:
         # none at all, or a pin standing in for the name.
         own_name_check = fingerprint is not None or assert_hostname is not None
         if ssl_context is not None:
-            context = _adjust_context(ssl_context, cert_reqs, own_name_check)
+            context = _adjust_context(
+                ssl_context, cert_reqs, own_name_check, alpn_protocols
+            )
         else:
             verify_mode = resolve_cert_reqs(cert_reqs)
             has_ca = bool(ca_certs or ca_cert_dir or ca_cert_data)
@@ -592,6 +605,7 @@ class TLSConfig:
                 maximum,
                 certifi_roots=not has_ca and verify_mode != ssl.CERT_NONE,
                 shareable=cert_file is None,
+                alpn_protocols=alpn_protocols,
             )
         _load_trust(context, ca_certs, ca_cert_dir, ca_cert_data)
         _load_client_cert(context, cert_file, key_file, key_password)

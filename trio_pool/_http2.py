@@ -1,0 +1,643 @@
+"""HTTP/2 over a trio Stream: the only module that imports h2.
+
+Theory of operation
+-------------------
+An :class:`HTTP2Connection` is one h2 connection and its task
+(:meth:`HTTP2Connection.run`, started in the pool's nursery). The task runs a
+*reader* — the only caller of ``receive_some`` and of h2's ``receive_data`` —
+and a *writer* — the only caller of ``send_all``, which drains h2's outgoing
+buffer whenever it is poked. Request tasks never touch the socket: they
+change h2's state with synchronous calls (open a stream, send headers and
+data, reset, credit a window) and poke the writer. trio runs one task at a
+time, so a run of synchronous h2 calls is atomic without a lock, and a task
+cancelled at any checkpoint leaves h2 consistent: that is what lets a
+cancelled stream be reset, and its slot returned, with no ``await`` at all.
+
+Each request is an :class:`HTTP2Stream`, which implements the pool's
+:class:`~trio_pool._protocol.ProtocolConnection` for one exchange. The reader
+sorts h2's events into the streams (a deque of body pieces and a wake-up
+each); it never waits on a stream's consumer and never runs user code.
+
+Flow control: the connection window is credited as data arrives (so one
+slow reader cannot starve the others), a stream's window as its body is
+consumed (so a slow reader throttles only its own stream). Uploads send at
+most what the stream's window allows, wait for a ``WindowUpdated`` when it
+is spent, and wait for the writer when too much is queued.
+
+h2 4.x closes its state machine as soon as any GOAWAY arrives. A graceful
+GOAWAY (NO_ERROR) must instead let the streams up to ``last_stream_id``
+finish (RFC 9113 section 6.8), so :class:`_H2` keeps the machine open for
+those: the connection is then *draining* — no new streams — and closes when
+its last stream ends. Streams above ``last_stream_id`` and streams the server
+refuses (REFUSED_STREAM) were never processed, so they fail with
+:class:`~trio_pool._exceptions.StreamRefusedError`, which the retry loop
+retries on another connection whatever the method.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterable, Callable
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import trio
+
+from ._exceptions import (
+    ClosedPoolError,
+    IncompleteRead,
+    ProtocolError,
+    ReadTimeoutError,
+    StreamRefusedError,
+)
+from ._headers import HTTPHeaderDict
+from ._protocol import RequestHead, ResponseHead
+
+__all__ = ["HTTP2Connection", "HTTP2Stream"]
+
+_RECEIVE_SIZE = 64 * 1024
+#: Each stream's receive window, and the connection's (RFC 9113 section 6.9).
+STREAM_WINDOW = 1024 * 1024
+CONNECTION_WINDOW = 16 * 1024 * 1024
+#: Request tasks wait for the writer while more than this is queued.
+_HIGH_WATER = 1024 * 1024
+_MAX_HEADER_LIST = 64 * 1024
+#: Headers that mean something only to one HTTP/1.1 connection.
+_CONNECTION_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_REFUSED = (h2.errors.ErrorCodes.REFUSED_STREAM,)
+_H1_REQUIRED = h2.errors.ErrorCodes.HTTP_1_1_REQUIRED
+
+
+class _H2(h2.connection.H2Connection):
+    """h2 with a graceful GOAWAY: the state machine stays open after a
+    NO_ERROR GOAWAY so that the streams the server agreed to serve finish."""
+
+    def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
+        if frame.error_code != 0:
+            return super()._receive_goaway_frame(frame)
+        event = h2.events.ConnectionTerminated()
+        event.error_code = h2.errors.ErrorCodes.NO_ERROR
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
+
+
+class HTTP2Connection:
+    """One HTTP/2 connection: its task, its streams, its stream limit.
+
+    Args:
+        stream: the transport (TLS with ALPN ``h2``, or plain for h2c).
+        owner: named in errors (the pool).
+        max_streams: the most streams this side opens at once; the server's
+            MAX_CONCURRENT_STREAMS lowers it, and until its SETTINGS arrive
+            only one stream is opened.
+        on_change: called (synchronously, from the connection's task) when
+            the connection gains room for streams or stops taking them.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        owner: object,
+        max_streams: int,
+        on_change: Callable[[HTTP2Connection], None],
+    ) -> None:
+        self.stream = stream
+        self.owner = owner
+        self.max_streams = max_streams
+        self.capacity = 1
+        self.active = 0
+        self.resets = 0
+        self.draining = False
+        self.closed = False
+        self.settled = False  # the server's first SETTINGS have arrived
+        self.failure: BaseException | None = None
+        self.token_lease: object = None  # the lease whose tokens it holds
+        self.idle_deadline = math.inf
+        self._on_change = on_change
+        self._streams: dict[int, HTTP2Stream] = {}
+        self._life = trio.CancelScope()
+        self._wake_writer = trio.Event()
+        self._room = trio.Event()
+        self._queued = 0
+        self._unacked = 0
+        self._h2 = _H2(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self._h2.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: _MAX_HEADER_LIST,
+            },
+        )
+        self._h2.initiate_connection()
+        self._h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+
+    def __repr__(self) -> str:
+        return f"<HTTP2Connection {self.active}/{self.capacity} streams>"
+
+    # -- what the pool asks ------------------------------------------------
+
+    def has_room(self) -> bool:
+        """Whether a new stream may start here now."""
+        return not (self.draining or self.closed) and self.active < self.capacity
+
+    @property
+    def open_outbound_streams(self) -> int:
+        """h2's own count of our open streams (for checking our books)."""
+        return self._h2.open_outbound_streams
+
+    def open_stream(self) -> HTTP2Stream:
+        """A new stream for one request (synchronous; headers go later)."""
+        assert self.has_room()
+        self.active += 1
+        return HTTP2Stream(self)
+
+    def set_idle_deadline(self, deadline: float) -> None:
+        """Close (with GOAWAY) at ``deadline`` unless a stream starts first."""
+        self.idle_deadline = deadline
+        self._life.deadline = deadline
+
+    def close(self) -> None:
+        """Stop taking streams and end the task (GOAWAY, then close)."""
+        self.draining = True
+        self._life.cancel()
+
+    # -- the task ----------------------------------------------------------
+
+    async def run(self, on_closed: Callable[[HTTP2Connection, str], None]) -> None:
+        """The connection's task: read and write until the connection ends."""
+        reason = "discarded"
+        try:
+            with self._life:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer)
+                    reason = await self._reader()
+                    nursery.cancel_scope.cancel()
+            if self._life.cancelled_caught and reason == "discarded":
+                reason = "keep-alive expired" if not self.draining else reason
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            reason = "connection error"
+            self._fail(ProtocolError(f"HTTP/2 connection broken: {exc!r}"))
+        finally:
+            self.closed = True
+            self._fail(self.failure or ClosedPoolError(self.owner, "Connection closed"))
+            on_closed(self, reason)
+            await self._goodbye()
+
+    async def _goodbye(self) -> None:
+        """GOAWAY(NO_ERROR) if the connection is still sound, then close."""
+        try:
+            with trio.move_on_after(0.5) as scope:
+                scope.shield = True
+                if self.failure is None or isinstance(self.failure, ClosedPoolError):
+                    self._h2.close_connection()
+                    data = self._h2.data_to_send()
+                    if data:
+                        await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        except h2.exceptions.ProtocolError:
+            pass
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+    async def _writer(self) -> None:
+        while True:
+            data = self._h2.data_to_send()
+            if data:
+                self._queued = 0
+                room, self._room = self._room, trio.Event()
+                room.set()
+                await self.stream.send_all(data)
+                continue
+            self._wake_writer = trio.Event()
+            await self._wake_writer.wait()
+
+    def poke(self) -> None:
+        """Have the writer flush what h2 has queued."""
+        self._wake_writer.set()
+
+    async def wait_for_writer(self, queued: int) -> None:
+        """Back-pressure for uploads: wait while too much is queued."""
+        self._queued += queued
+        if self._queued > _HIGH_WATER:
+            await self._room.wait()
+
+    async def _reader(self) -> str:
+        while True:
+            data = await self.stream.receive_some(_RECEIVE_SIZE)
+            if not data:
+                self._fail(ProtocolError("The server closed the HTTP/2 connection"))
+                return "closed by the server"
+            try:
+                events = self._h2.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                self._fail(
+                    ProtocolError(f"HTTP/2 protocol error from the server: {exc}")
+                )
+                return "protocol error"
+            for event in events:
+                self._dispatch(event)
+            self.poke()
+            if self.draining and self.active == 0:
+                return "server sent GOAWAY"
+
+    # -- events --------------------------------------------------------------
+
+    def _dispatch(self, event: Any) -> None:
+        stream = self._streams.get(getattr(event, "stream_id", 0) or 0)
+        if isinstance(event, h2.events.DataReceived):
+            self._credit_connection(event.flow_controlled_length)
+            if stream is not None:
+                stream._on_data(bytes(event.data), event.flow_controlled_length)
+        elif isinstance(event, h2.events.ResponseReceived) and stream is not None:
+            stream._on_head(event.headers)
+        elif isinstance(event, h2.events.TrailersReceived) and stream is not None:
+            stream.trailers = _header_dict(event.headers)
+        elif isinstance(event, h2.events.StreamEnded) and stream is not None:
+            stream._on_end()
+        elif isinstance(event, h2.events.StreamReset):
+            if stream is not None:
+                stream._on_reset(event.error_code)
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._wake_senders(stream)
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._settings_changed()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._goaway(event)
+
+    def _credit_connection(self, size: int) -> None:
+        """Reopen the connection window as data arrives, in large steps."""
+        self._unacked += size
+        if self._unacked >= CONNECTION_WINDOW // 4:
+            self._h2.increment_flow_control_window(self._unacked)
+            self._unacked = 0
+
+    def _wake_senders(self, stream: HTTP2Stream | None) -> None:
+        for target in self._streams.values() if stream is None else (stream,):
+            target._wake_sender()
+
+    def _settings_changed(self) -> None:
+        self.settled = True
+        remote = self._h2.remote_settings.max_concurrent_streams
+        self.capacity = max(min(remote, self.max_streams), 0)
+        self._wake_senders(None)  # the initial window may have changed
+        self._on_change(self)
+
+    def _goaway(self, event: Any) -> None:
+        self.draining = True
+        last = event.last_stream_id or 0
+        if event.error_code == h2.errors.ErrorCodes.NO_ERROR:
+            refused = StreamRefusedError(
+                self.owner, "The server went away (GOAWAY) before this stream"
+            )
+            for stream_id, stream in list(self._streams.items()):
+                if stream_id > last:
+                    stream._fail(refused)
+        else:
+            self._fail(
+                ProtocolError(
+                    f"The server ended the connection: GOAWAY {event.error_code!r}"
+                )
+            )
+        self._on_change(self)
+
+    def _fail(self, error: BaseException) -> None:
+        """Every open stream fails with ``error``; no new ones start."""
+        if self.failure is None:
+            self.failure = error
+        self.draining = True
+        for stream in list(self._streams.values()):
+            stream._fail(error)
+
+    # -- for streams -----------------------------------------------------------
+
+    def _register(self, stream: HTTP2Stream, stream_id: int) -> None:
+        self._streams[stream_id] = stream
+
+    def _forget(self, stream: HTTP2Stream) -> None:
+        """A stream is done with (synchronous): reset it if h2 still has it
+        open, and give back its slot."""
+        stream_id = stream.stream_id
+        if stream_id is not None:
+            self._streams.pop(stream_id, None)
+            if not self.closed and not stream.closed_in_h2():
+                try:
+                    self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                    self.resets += 1
+                except h2.exceptions.ProtocolError:
+                    pass  # h2 has closed it meanwhile: nothing to tell
+                self.poke()
+        self.active -= 1
+        if self.draining and self.active == 0:
+            self._life.cancel()
+        self._on_change(self)
+
+
+def _header_dict(headers: list[tuple[bytes, bytes]]) -> HTTPHeaderDict:
+    return HTTPHeaderDict._from_wire(
+        (name, value) for name, value in headers if not name.startswith(b":")
+    )
+
+
+def _request_headers(head: RequestHead, scheme: str) -> list[tuple[bytes, bytes]]:
+    """HTTP/2's header block: pseudo-headers first, ``Host`` as
+    ``:authority``, the connection-specific headers dropped."""
+    authority = b""
+    rest: list[tuple[bytes, bytes]] = []
+    for name, value in head.headers:
+        lower = name.lower()
+        if lower == b"host":
+            authority = value
+        elif lower in _CONNECTION_HEADERS or (
+            lower == b"te" and value.lower() != b"trailers"
+        ):
+            continue
+        else:
+            rest.append((lower, value))
+    return [
+        (b":method", head.method),
+        (b":scheme", scheme.encode("ascii")),
+        (b":authority", authority),
+        (b":path", head.target),
+        *rest,
+    ]
+
+
+class HTTP2Stream:
+    """One request and its response on an h2 connection.
+
+    Implements :class:`~trio_pool._protocol.ProtocolConnection` for its one
+    exchange; :meth:`release` (synchronous) ends it, resetting the stream if
+    it is still open.
+    """
+
+    def __init__(self, conn: HTTP2Connection) -> None:
+        self.conn = conn
+        self.stream_id: int | None = None
+        self.trailers: HTTPHeaderDict | None = None
+        self._head: ResponseHead | None = None
+        self._pieces: deque[tuple[bytes, int]] = deque()
+        self._ended = False
+        self._error: BaseException | None = None
+        self._wake = trio.Event()
+        self._credit = trio.Event()
+        self._consumed = 0
+        self._received = 0
+        self._expected: int | None = None
+        self._read_timeout: float | None = None
+        self._url = ""
+        self._released = False
+
+    @property
+    def stream(self) -> trio.abc.Stream:
+        return self.conn.stream
+
+    # -- called by the reader (synchronous) ------------------------------------
+
+    def _signal(self) -> None:
+        self._wake.set()
+
+    def _on_head(self, headers: list[tuple[bytes, bytes]]) -> None:
+        status = 0
+        for name, value in headers:
+            if name == b":status":
+                status = int(value)
+        if status < 200:
+            return  # 1xx: interim
+        head = ResponseHead(status, "", 20, _header_dict(headers))
+        length = head.headers.get("Content-Length")
+        self._expected = int(length) if length and length.isdigit() else None
+        self._head = head
+        self._signal()
+
+    def _on_data(self, data: bytes, flow_length: int) -> None:
+        if data or flow_length:
+            self._pieces.append((data, flow_length))
+            self._received += len(data)
+            self._signal()
+
+    def _on_end(self) -> None:
+        self._ended = True
+        self._signal()
+        self._wake_sender()
+
+    def _on_reset(self, code: Any) -> None:
+        if code in _REFUSED:
+            self._fail(
+                StreamRefusedError(self.conn.owner, "The server refused the stream")
+            )
+        elif code == _H1_REQUIRED:
+            self._fail(HTTP11Required(self.conn.owner, "The server requires HTTP/1.1"))
+        elif self._head is not None and self._ended:
+            return
+        elif code == h2.errors.ErrorCodes.NO_ERROR and self._head is not None:
+            # The answer is complete as far as the server cares (RFC 9113
+            # section 8.1): it stops our upload, not the response.
+            self._ended = True
+            self._signal()
+            self._wake_sender()
+        else:
+            self._fail(ProtocolError(f"The server reset the stream: {code!r}"))
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None and not (self._ended and self._head is not None):
+            self._error = error
+        self._signal()
+        self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        self._credit.set()
+
+    def closed_in_h2(self) -> bool:
+        """Whether h2 no longer counts this stream as open."""
+        assert self.stream_id is not None
+        streams = self.conn._h2.streams
+        stream = streams.get(self.stream_id)
+        return stream is None or stream.closed
+
+    # -- the exchange (request task) ---------------------------------------------
+
+    async def send_request(
+        self,
+        head: RequestHead,
+        body: AsyncIterable[bytes] | None,
+        read_timeout: float | None,
+        *,
+        watch_for_answer: bool = False,
+    ) -> ResponseHead | None:
+        """Open the stream: headers, then the body as DATA frames.
+
+        Returns the response head if the server answered and ended (or
+        stopped) the upload early. If cancelled, the stream is reset when
+        the pool gives it back; the connection stays.
+        """
+        self._read_timeout = read_timeout
+        self._url = head.url
+        conn = self.conn
+        if conn.failure is not None or conn.closed:
+            raise StreamRefusedError(conn.owner, "The HTTP/2 connection is closing")
+        h2conn = conn._h2
+        stream_id = h2conn.get_next_available_stream_id()
+        headers = _request_headers(head, _scheme_of(conn))
+        try:
+            h2conn.send_headers(stream_id, headers, end_stream=body is None)
+        except h2.exceptions.ProtocolError as exc:
+            raise ProtocolError(f"Cannot start an HTTP/2 stream: {exc}") from exc
+        self.stream_id = stream_id
+        conn._register(self, stream_id)
+        conn.poke()
+        if body is not None:
+            await self._send_body(body)
+        if self._head is not None and self._ended:
+            return self._head
+        return None
+
+    async def _send_body(self, body: AsyncIterable[bytes]) -> None:
+        assert self.stream_id is not None
+        async for chunk in body:
+            view = memoryview(chunk)
+            while view:
+                if self._stopped():
+                    return
+                size = self._window(len(view))
+                if size <= 0:
+                    self._credit = trio.Event()
+                    await self._wait(self._credit, "Write")
+                    continue
+                self.conn._h2.send_data(self.stream_id, bytes(view[:size]))
+                self.conn.poke()
+                view = view[size:]
+                await self.conn.wait_for_writer(size)
+        if not self._stopped():
+            self.conn._h2.end_stream(self.stream_id)
+            self.conn.poke()
+
+    def _stopped(self) -> bool:
+        """The upload is over: a failure, or the server answered and ended."""
+        if self._error is not None:
+            raise self._error_now()
+        return self._ended and self._head is not None
+
+    def _window(self, wanted: int) -> int:
+        assert self.stream_id is not None
+        h2conn = self.conn._h2
+        window = h2conn.local_flow_control_window(self.stream_id)
+        return min(wanted, window, h2conn.max_outbound_frame_size)
+
+    async def _wait(self, event: trio.Event, what: str) -> None:
+        if self._read_timeout is None:
+            await event.wait()
+            return
+        with trio.move_on_after(self._read_timeout) as scope:
+            await event.wait()
+        if scope.cancelled_caught:
+            raise ReadTimeoutError(
+                self.conn.owner,
+                self._url,
+                f"{what} timed out. ({what.lower()} timeout={self._read_timeout})",
+            )
+
+    def _error_now(self) -> BaseException:
+        """A fresh exception for this stream, chained from the stored one."""
+        error = self._error
+        assert error is not None
+        if isinstance(error, IncompleteRead) or self._head is None:
+            fresh: BaseException = _copy(error)
+        elif self._expected is not None and self._received < self._expected:
+            fresh = IncompleteRead(self._received, self._expected - self._received)
+        else:
+            fresh = _copy(error)
+        fresh.__cause__ = error
+        return fresh
+
+    async def receive_response(self) -> ResponseHead:
+        while self._head is None:
+            if self._error is not None:
+                raise self._error_now()
+            if self._ended:
+                raise ProtocolError("The stream ended without a response")
+            self._wake = trio.Event()
+            await self._wait(self._wake, "Read")
+        return self._head
+
+    async def receive_data(self) -> bytes:
+        """The next DATA frame's bytes; ``b""`` at the end of the body."""
+        while not self._pieces:
+            if self._error is not None:
+                raise self._error_now()
+            if self._ended:
+                self._check_length()
+                return b""
+            self._wake = trio.Event()
+            await self._wait(self._wake, "Read")
+        data, flow_length = self._pieces.popleft()
+        self._credit_stream(flow_length)
+        return data
+
+    def _check_length(self) -> None:
+        if self._expected is not None and self._received < self._expected:
+            raise IncompleteRead(self._received, self._expected - self._received)
+
+    def _credit_stream(self, size: int) -> None:
+        """Reopen this stream's window as its body is consumed."""
+        self._consumed += size
+        if self._consumed >= STREAM_WINDOW // 2 and not self._ended:
+            assert self.stream_id is not None
+            try:
+                self.conn._h2.increment_flow_control_window(
+                    self._consumed, stream_id=self.stream_id
+                )
+            except h2.exceptions.ProtocolError:
+                return  # the stream closed meanwhile
+            self._consumed = 0
+            self.conn.poke()
+
+    def finish_cycle(self) -> bool:
+        """True when the response arrived whole (the stream is then done)."""
+        return self._ended and self._error is None
+
+    def release(self) -> None:
+        """Done with the stream (synchronous, exactly once): reset it if it
+        is still open, drop its events, give back its slot."""
+        if self._released:
+            return
+        self._released = True
+        self._pieces.clear()
+        self.conn._forget(self)
+
+
+class HTTP11Required(StreamRefusedError):
+    """The server reset the stream with HTTP_1_1_REQUIRED."""
+
+
+def _scheme_of(conn: HTTP2Connection) -> str:
+    return "https" if isinstance(conn.stream, trio.SSLStream) else "http"
+
+
+def _copy(error: BaseException) -> BaseException:
+    try:
+        fresh = type(error)(*error.args)
+    except TypeError:
+        return ProtocolError(str(error))
+    if hasattr(error, "__dict__"):
+        fresh.__dict__.update(error.__dict__)
+    return fresh
