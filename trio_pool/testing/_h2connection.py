@@ -54,7 +54,7 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 import h2.config
@@ -70,8 +70,18 @@ from ._h2faults import H2Faults, goaway_frame
 from ._h2record import H2ConnectionRecord, H2GoAway
 from ._messages import Request, Response
 
-if TYPE_CHECKING:
-    from ._h2server import H2Server
+
+class H2Host(Protocol):
+    """What an h2 connection needs of its server (``H2Server`` is one)."""
+
+    def resolve(self, path: str) -> H2Route: ...
+
+    def record_request(self, request: Request) -> None: ...
+
+    def record_error(self, exc: Exception) -> None: ...
+
+    def changed(self) -> None: ...
+
 
 __all__ = ["H2RawHandler", "H2Route", "H2ServerConnection", "H2Stream", "h2_plain"]
 
@@ -348,7 +358,7 @@ class H2ServerConnection:
 
     def __init__(
         self,
-        server: H2Server,
+        server: H2Host,
         transport: trio.abc.Stream,
         record: H2ConnectionRecord,
         faults: H2Faults,
@@ -392,7 +402,7 @@ class H2ServerConnection:
             pass  # the client went away
         finally:
             self.record.open = False
-            self._server._changed()
+            self._server.changed()
             await trio.aclose_forcefully(self.transport)
 
     def _start(self) -> None:
@@ -441,7 +451,7 @@ class H2ServerConnection:
                 self._dispatch(event)
             self._poke()
             self._changes.unpark_all()
-            self._server._changed()
+            self._server.changed()
         self._reader_done.set()
 
     async def _write_loop(self) -> None:
@@ -471,7 +481,7 @@ class H2ServerConnection:
         the client has read it.
         """
         self.record.open = False
-        self._server._changed()
+        self._server.changed()
         if self._closing == "close" and isinstance(
             self.transport, trio.abc.HalfCloseableStream
         ):
@@ -731,15 +741,15 @@ class H2ServerConnection:
             self._running.discard(stream.stream_id)
             self._streams.pop(stream.stream_id, None)
             self._maybe_drained()
-            self._server._changed()
+            self._server.changed()
 
     async def _handle(self, stream: H2Stream) -> None:
         path_bytes = stream.pseudo(b":path") or b"/"
         path, _, query = path_bytes.decode("latin-1").partition("?")
-        route = self._server._resolve(path)
+        route = self._server.resolve(path)
         body = await stream.receive_body() if route.read_body else b""
         request = self._make_request(stream, path, query, body)
-        self._server._record_request(request)
+        self._server.record_request(request)
         try:
             await route.handler(request, stream)
         except BadRequest as exc:
@@ -747,7 +757,7 @@ class H2ServerConnection:
         except (h2.exceptions.ProtocolError, trio.BrokenResourceError):
             raise
         except Exception as exc:
-            self._server._record_error(exc)
+            self._server.record_error(exc)
             stream._answer_error(500, "Internal Server Error")
 
     def _finish_stream(self, stream: H2Stream) -> None:

@@ -178,21 +178,25 @@ class H2Server:
 
     # -- used by the connections ---------------------------------------------
 
-    def _resolve(self, path: str) -> H2Route:
+    def resolve(self, path: str) -> H2Route:
+        """The route for ``path`` (a user route, else a built-in one)."""
         route = self._routes.get(path)
         return route if route is not None else self._builtins.resolve(path)
 
-    def _record_request(self, request: Request) -> None:
+    def record_request(self, request: Request) -> None:
+        """Count (and keep, unless told not to) a request received."""
         self.request_count += 1
         if self._record_requests:
             self.requests.append(request)
-        self._changed()
+        self.changed()
 
-    def _record_error(self, exc: Exception) -> None:
+    def record_error(self, exc: Exception) -> None:
+        """Keep an exception a route handler raised."""
         self.errors.append(exc)
-        self._changed()
+        self.changed()
 
-    def _changed(self) -> None:
+    def changed(self) -> None:
+        """Wake ``wait_until`` callers: something they watch may have changed."""
         self._changes.unpark_all()
 
     def _faults_for(self, connection_id: int) -> H2Faults:
@@ -212,7 +216,7 @@ class H2Server:
                 tcp_stream = await listener.accept()
                 record = H2ConnectionRecord(len(self.records) + 1)
                 self.records.append(record)
-                self._changed()
+                self.changed()
                 nursery.start_soon(self._serve, tcp_stream, record, ssl_context)
 
     async def _serve(
@@ -238,7 +242,7 @@ class H2Server:
         finally:
             self._live.pop(record.connection_id, None)
             record.open = False
-            self._changed()
+            self.changed()
             await trio.aclose_forcefully(stream)
 
     async def _handshake(
