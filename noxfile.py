@@ -43,20 +43,23 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Loopback benchmarks against nginx (or the bundled server).
 
-    ``nox -s bench`` is the full run (6-8 min), ``nox -s bench -- --quick`` a
-    one-minute smoke run, ``nox -s bench -- --profile`` profiles trio_pool.
-    Other arguments go to ``python -m benchmarks.run``.
+    ``nox -s bench`` is the full run (6-8 min, then ~2 min of HTTP/2 in
+    ``python -m benchmarks.h2``), ``nox -s bench -- --quick`` a short smoke
+    run of both, ``nox -s bench -- --profile`` profiles trio_pool (HTTP/1.1,
+    then HTTP/2). Other arguments go to ``python -m benchmarks.run``.
     """
     session.install(
-        "-e", ".", "httpx", "httpcore", "aiohttp", "urllib3", "anyio", "trustme"
+        "-e", ".", "httpx", "httpcore", "aiohttp", "urllib3", "anyio", "trustme", "h2"
     )
     args = list(session.posargs)
     if "--profile" in args:
         args.remove("--profile")
         session.install("pyinstrument")
         session.run("python", "-m", "benchmarks.profile_trio_pool", *args)
+        session.run("python", "-m", "benchmarks.h2", "--profile")
         return
     session.run("python", "-m", "benchmarks.run", *args)
+    session.run("python", "-m", "benchmarks.h2", *[a for a in args if a == "--quick"])
 
 
 @nox.session
