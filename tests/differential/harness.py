@@ -17,9 +17,7 @@ Everything else that differs today is excluded only through
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -231,12 +229,8 @@ def compare(clients: Clients, case: Case, known: tuple[KnownDifference, ...]) ->
             f"got {ours}\ncase:     {case}"
         )
         return
-    started = time.monotonic()
     theirs = clients.run_theirs(case)
-    middle = time.monotonic()
     ours = clients.run_ours(case)
-    if os.environ.get("DIFF_SLOW") and time.monotonic() - started > 0.5:
-        print(f"SLOW {middle - started:.2f} {time.monotonic() - middle:.2f} {case}")
     for entry in entries:
         if entry.normalise is not None:
             theirs = entry.normalise(case, theirs, "theirs")
