@@ -195,9 +195,9 @@ class KnownDifference:
         exclude: the whole comparison is skipped for these cases (neither
             client is run): for differences that leave nothing comparable.
         refused: for inputs trio_pool refuses on purpose: the exception class
-            names it may raise instead of sending anything; urllib3 is then
-            not run (it would put a request on the wire that the server cannot
-            frame).
+            names it may raise instead of sending a request (the server must
+            have received no complete request); urllib3 is then not run (it
+            would put a request on the wire that the server cannot frame).
     """
 
     id: str

@@ -436,6 +436,22 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         normalise=_first_spelling,
     ),
     KnownDifference(
+        id="new-22",
+        example=example(payload="body", framing="cl-wrong"),
+        what="body=None with a caller's Content-Length other than 0: refused, "
+        "but with h11's own exception",
+        why="trio_pool lets h11.LocalProtocolError out untranslated (every "
+        "foreign error should become a trio_pool one, here the refusal's "
+        "InvalidHeader); urllib3 sends the header with no body",
+        applies=lambda c: (
+            c.payload == "body"
+            and c.body_kind == "none"
+            and c.framing == "cl-wrong"
+            and not c.chunked
+        ),
+        refused=("LocalProtocolError",),
+    ),
+    KnownDifference(
         id="deliberate-content-length",
         example=example(
             method="POST",
