@@ -148,6 +148,13 @@ class _Chunks:
     def __aiter__(self) -> _Chunks:
         return self
 
+    async def aclose(self) -> None:
+        """Stop early: close the caller's async generator, if it is one."""
+        self._done = True
+        close = getattr(self._it, "aclose", None)
+        if close is not None:
+            await close()
+
     async def __anext__(self) -> bytes:
         if self._done:
             raise StopAsyncIteration

@@ -58,6 +58,7 @@ from ._exceptions import (
 )
 from ._headers import HTTPHeaderDict
 from ._protocol import RequestHead, ResponseHead
+from ._translate import translate_errors
 
 __all__ = ["HTTP2Connection", "HTTP2Stream"]
 
@@ -79,6 +80,7 @@ _CONNECTION_HEADERS = frozenset(
     }
 )
 _REFUSED = (h2.errors.ErrorCodes.REFUSED_STREAM,)
+_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _H1_REQUIRED = h2.errors.ErrorCodes.HTTP_1_1_REQUIRED
 
 
@@ -193,9 +195,8 @@ class HTTP2Connection:
                     nursery.cancel_scope.cancel()
             if self._life.cancelled_caught and reason == "discarded":
                 reason = "keep-alive expired" if not self.draining else reason
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            reason = "connection error"
-            self._fail(ProtocolError(f"HTTP/2 connection broken: {exc!r}"))
+            if self.failure is not None and reason == "discarded":
+                reason = "connection error"
         finally:
             self.closed = True
             self._fail(self.failure or ClosedPoolError(self.owner, "Connection closed"))
@@ -226,10 +227,22 @@ class HTTP2Connection:
                 self._queued = 0
                 room, self._room = self._room, trio.Event()
                 room.set()
-                await self.stream.send_all(data)
+                try:
+                    await self.stream.send_all(data)
+                except _TRANSPORT_ERRORS as exc:
+                    self._broken(exc)
+                    return
                 continue
             self._wake_writer = trio.Event()
             await self._wake_writer.wait()
+
+    def _broken(self, exc: Exception) -> None:
+        """The transport failed: every stream fails, the task ends."""
+        translated = translate_errors("receive", pool=self.owner).translate(exc)
+        error = translated[0] if translated else ProtocolError(f"Broken: {exc!r}")
+        error.__cause__ = exc
+        self._fail(error)
+        self._life.cancel()
 
     def poke(self) -> None:
         """Have the writer flush what h2 has queued."""
@@ -243,7 +256,11 @@ class HTTP2Connection:
 
     async def _reader(self) -> str:
         while True:
-            data = await self.stream.receive_some(_RECEIVE_SIZE)
+            try:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+            except _TRANSPORT_ERRORS as exc:
+                self._broken(exc)
+                return "connection error"
             if not data:
                 self._fail(ProtocolError("The server closed the HTTP/2 connection"))
                 return "closed by the server"
@@ -517,6 +534,10 @@ class HTTP2Stream:
             view = memoryview(chunk)
             while view:
                 if self._stopped():
+                    # The server answered and ended: the rest is not sent.
+                    aclose = getattr(body, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
                     return
                 size = self._window(len(view))
                 if size <= 0:
@@ -634,10 +655,9 @@ def _scheme_of(conn: HTTP2Connection) -> str:
 
 
 def _copy(error: BaseException) -> BaseException:
-    try:
-        fresh = type(error)(*error.args)
-    except TypeError:
-        return ProtocolError(str(error))
-    if hasattr(error, "__dict__"):
-        fresh.__dict__.update(error.__dict__)
+    """The same error as a new object, so that each stream raises its own
+    (one exception object raised in several tasks would share tracebacks)."""
+    fresh = type(error).__new__(type(error))
+    fresh.args = error.args
+    fresh.__dict__.update(getattr(error, "__dict__", {}))
     return fresh

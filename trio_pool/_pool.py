@@ -113,6 +113,16 @@ class PoolStatistics:
     streams_reset: int = 0
 
 
+class _Waiter:
+    """A request queued for room on a pool that may speak HTTP/2."""
+
+    __slots__ = ("event", "lease")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.lease: _Lease | None = None
+
+
 class _Lease:
     """One checkout: a connection, and whether it holds a limiter token."""
 
@@ -249,7 +259,9 @@ class HTTPConnectionPool:
         # (while the origin's protocol is unknown, others wait for it).
         self._h2_conns: set[HTTP2Connection] = set()
         self._h2_room: dict[HTTP2Connection, None] = {}
-        self._room_lot = trio.lowlevel.ParkingLot()
+        # Requests waiting for room, first come first served: a freed stream
+        # is handed to the first of them directly, so no one barges in.
+        self._waiters: dict[_Waiter, None] = {}
         self._protocol: str | None = None
         self._probe: trio.Event | None = None
         self._resets = 0
@@ -304,7 +316,7 @@ class HTTPConnectionPool:
         # Wake every request still waiting for a token: it gets one, finds
         # the pool closed and raises ClosedPoolError instead of waiting on.
         self._limiter.total_tokens = math.inf
-        self._room_lot.unpark_all()
+        self._wake_waiters(look_again=len(self._waiters))
 
     def retire(self) -> None:
         """Stop taking requests and close idle connections; connections still
@@ -325,7 +337,7 @@ class HTTPConnectionPool:
     def statistics(self) -> PoolStatistics:
         """A frozen snapshot of the pool's connections and counters."""
         limiter = self._limiter.statistics()
-        parked = len(self._room_lot)
+        parked = len(self._waiters)
         return PoolStatistics(
             idle=len(self._idle),
             in_use=self._in_use,
@@ -367,9 +379,17 @@ class HTTPConnectionPool:
         else wait (``block=True``) for either, FIFO; else an extra
         connection. While the first connection finds out which protocol the
         origin speaks, others wait for its answer."""
+        await trio.lowlevel.checkpoint()
+        woken = False  # a woken waiter goes first: it does not queue again
         while True:
-            await trio.lowlevel.checkpoint()
             self._check_open()
+            if self._waiters and not woken:
+                lease = await self._wait_for_room()
+                if lease is not None:
+                    return lease
+                woken = True
+                continue
+            woken = False
             lease = self._stream_lease()
             if lease is not None:
                 return lease
@@ -381,10 +401,42 @@ class HTTPConnectionPool:
                 self._limiter.acquire_on_behalf_of_nowait(lease)
             except trio.WouldBlock:
                 if self.block:
-                    await self._room_lot.park()
+                    handed = await self._wait_for_room()
+                    if handed is not None:
+                        return handed
+                    woken = True
                     continue
                 lease.holds_token = False
             return await self._take_global(lease)
+
+    async def _wait_for_room(self) -> _Lease | None:
+        """Queue (FIFO) until a stream is handed over, or something else
+        changed (a token or a connection freed: look again)."""
+        waiter = _Waiter()
+        self._waiters[waiter] = None
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            self._waiters.pop(waiter, None)
+            if waiter.lease is not None:
+                waiter.lease.release(reuse=False)
+            raise
+        return waiter.lease
+
+    def _wake_waiters(self, look_again: int = 0) -> None:
+        """Hand free streams to the first waiters, then wake ``look_again``
+        more (a token or a connection was freed) to try for themselves."""
+        for conn in list(self._h2_room):
+            while self._waiters and conn in self._h2_room:
+                waiter = next(iter(self._waiters))
+                del self._waiters[waiter]
+                waiter.lease = self._stream_lease()
+                waiter.event.set()
+        while self._waiters and look_again > 0:
+            waiter = next(iter(self._waiters))
+            del self._waiters[waiter]
+            waiter.event.set()
+            look_again -= 1
 
     def _stream_lease(self) -> _Lease | None:
         """A new stream on an HTTP/2 connection that has room (O(1))."""
@@ -532,8 +584,9 @@ class HTTPConnectionPool:
             self._h2_room.pop(conn, None)
         if self._probe is not None and (conn.settled or conn.draining):
             self._settle_protocol("h2")
-        if self._room_lot:
-            self._room_lot.unpark_all()
+        if self._waiters:
+            closing = conn.draining or conn.closed
+            self._wake_waiters(look_again=len(self._waiters) if closing else 0)
 
     def _h2_unused(self, conn: HTTP2Connection) -> None:
         """The last stream ended: the tokens go back, the connection idles
@@ -559,8 +612,8 @@ class HTTPConnectionPool:
         if self._probe is not None:
             self._settle_protocol(None)
         self._report_closed(reason)
-        if self._room_lot:
-            self._room_lot.unpark_all()
+        if self._waiters:
+            self._wake_waiters(look_again=len(self._waiters))
 
     def _tls(self) -> tuple[TLSConfig | None, str]:
         """TLS for new connections, and the name to verify (https pools)."""
@@ -610,8 +663,8 @@ class HTTPConnectionPool:
         if lease.holds_global:
             assert self._global_limiter is not None
             self._global_limiter.release_on_behalf_of(lease)
-        if self._room_lot:
-            self._room_lot.unpark()
+        if self._waiters:
+            self._wake_waiters(look_again=1)
 
     def _on_closed(self, conn: Connection, reason: str) -> None:
         """Told by a connection's task as it closes the connection."""
