@@ -692,3 +692,27 @@ async def test_version_and_help() -> None:
     done = await run()
     assert done.returncode == 2
     assert "the following arguments are required" in one_line(done.stderr)
+
+
+async def test_http2_option(tmp_path: Path) -> None:
+    from trio_pool.testing import open_h2_server
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    async with open_h2_server(ssl_context=context) as tls:
+        url = f"https://127.0.0.1:{tls.port}/bytes/5"
+        done = await run("get", "-i", "--http2", "--cacert", str(ca_file), url)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(b"HTTP/2 200\r\n") or done.stdout.startswith(
+            b"HTTP/2 200\n"
+        )
+        assert done.stdout.endswith(pattern(5))
+        done = await run("get", "-i", "--cacert", str(ca_file), url)
+        assert done.stdout.startswith(b"HTTP/1.1 200")  # without --http2
+        done = await run("bench", "-n", "50", "--http2", "--cacert", str(ca_file), url)
+        assert done.returncode == 0, done.stderr
+        assert b"50 ok" in done.stdout
+    assert tls.requests[0].http_version == "2"

@@ -26,7 +26,9 @@ from trio_pool import (
     ProxyManager,
     SSLError,
 )
-from trio_pool.__main__ import _get, _parser
+from trio_pool._cli._args import parse
+from trio_pool._cli._get import run_get
+from trio_pool._cli._options import GetOptions
 from trio_pool._connection import ConnState
 from trio_pool.testing import Server, open_server, pattern
 
@@ -44,12 +46,13 @@ async def tls_server(target_ca: TargetCA) -> AsyncIterator[Server]:
 async def test_cli_get_through_proxy_with_custom_ca(
     squid: Squid, target_ca: TargetCA, tls_server: Server
 ) -> None:
-    out = io.StringIO()
+    out, err = io.BytesIO(), io.StringIO()
     argv = ["get", "--proxy", squid.url, "--cacert", str(target_ca.pem)]
-    args = _parser().parse_args([*argv, tls_server.url + "/headers?X-Via-Test=1"])
+    options = parse([*argv, tls_server.url + "/headers?X-Via-Test=1"])
+    assert isinstance(options, GetOptions)
     with trio.fail_after(15):
-        assert await _get(args, out) == 0
-    assert out.getvalue() == "ok"
+        assert await run_get(options, out, err) == 0, err.getvalue()
+    assert out.getvalue() == b"ok"
     authority = f"{tls_server.host}:{tls_server.port}"
     line = await squid.wait_for(lambda entry: entry.url == authority)
     assert line.result.startswith("TCP_TUNNEL")
@@ -58,12 +61,14 @@ async def test_cli_get_through_proxy_with_custom_ca(
 async def test_cli_get_through_socks(
     dante: Socks, tls_server: Server, target_ca: TargetCA
 ) -> None:
-    out = io.StringIO()
+    out, err = io.BytesIO(), io.StringIO()
     url = f"https://localhost:{tls_server.port}/headers?X-Socks=1"
     argv = ["get", "--proxy", dante.url("socks5h"), "--cacert", str(target_ca.pem), url]
+    options = parse(argv)
+    assert isinstance(options, GetOptions)
     with trio.fail_after(15):
-        assert await _get(_parser().parse_args(argv), out) == 0
-    assert out.getvalue() == "ok"
+        assert await run_get(options, out, err) == 0, err.getvalue()
+    assert out.getvalue() == b"ok"
     assert dante.connected_to(tls_server.port)
 
 

@@ -129,6 +129,11 @@ def _client_arguments(
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify certificates"
     )
+    parser.add_argument(
+        "--http2",
+        action="store_true",
+        help="offer HTTP/2 on https:// (ALPN; HTTP/1.1 if the server declines)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +215,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         cacert=args.cacert,
         insecure=args.insecure,
         concurrency=int(args.concurrency),
+        http2=args.http2,
     )
     request = _request(args)
     if args.command == "get":

@@ -50,6 +50,8 @@ def open_manager(options: ClientOptions) -> trio_pool.PoolManager:
         "retries": retry_policy(options.retries),
         "timeout": trio_pool.Timeout(connect=options.timeout, read=options.timeout),
     }
+    if options.http2:
+        kw["http2"] = True
     if options.cacert:
         kw["ca_certs"] = options.cacert
     if options.insecure:

@@ -25,7 +25,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def head_bytes(response: trio_pool.HTTPResponse) -> bytes:
     """The status line and headers as received, then the empty line."""
-    lines = [f"{response.version_string} {response.status} {response.reason}"]
+    lines = [f"{response.version_string} {response.status} {response.reason}".rstrip()]
     lines += [f"{name}: {value}" for name, value in response.headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 

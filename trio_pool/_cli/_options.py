@@ -20,6 +20,7 @@ class ClientOptions:
     cacert: str | None
     insecure: bool
     concurrency: int
+    http2: bool = False
 
 
 @dataclass(frozen=True, slots=True)
