@@ -49,6 +49,7 @@ import h2.exceptions
 import h2.settings
 import trio
 
+from ._connection import ConnState
 from ._exceptions import (
     ClosedPoolError,
     IncompleteRead,
@@ -156,6 +157,13 @@ class HTTP2Connection:
         return f"<HTTP2Connection {self.active}/{self.capacity} streams>"
 
     # -- what the pool asks ------------------------------------------------
+
+    @property
+    def state(self) -> ConnState:
+        """Where the connection is in its life, as for HTTP/1.1 ones."""
+        if self.closed:
+            return ConnState.CLOSED
+        return ConnState.ACTIVE if self.active else ConnState.IDLE
 
     def has_room(self) -> bool:
         """Whether a new stream may start here now."""

@@ -30,6 +30,7 @@ from trio_pool import (
     SSLError,
     TraceEvent,
 )
+from trio_pool._connection import Connection
 from trio_pool._poolmanager import PoolKey
 from trio_pool.testing import Server, open_server, pattern
 
@@ -325,6 +326,7 @@ async def test_socket_options_are_applied(server: Server) -> None:
     ) as pool:
         await pool.request("GET", "/echo")
         (conn,) = pool._idle
+        assert isinstance(conn, Connection)
         stream = conn.http.stream
         assert isinstance(stream, trio.SocketStream)
         assert stream.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
@@ -476,6 +478,7 @@ async def test_ssl_version_is_accepted_with_a_warning(
         response = await pool.request("GET", "/echo")
         assert response.status == 200
         (conn,) = pool._idle
+        assert isinstance(conn, Connection)
         stream = conn.http.stream
         assert isinstance(stream, trio.SSLStream)
         assert stream.version() == "TLSv1.2"
