@@ -97,6 +97,7 @@ class HTTP11Connection:
         "_url",
         "owner",
         "stream",
+        "trailers",
     )
 
     def __init__(self, stream: trio.abc.Stream, owner: object = None) -> None:
@@ -114,6 +115,8 @@ class HTTP11Connection:
         self._heard = False  # bytes arrived since this exchange began
         # Body pieces of an early answer, read while the upload was stopped.
         self._prefetched: list[bytes] | None = None
+        #: A chunked body's trailer fields, once its end has been read.
+        self.trailers: HTTPHeaderDict | None = None
 
     # -- sending ---------------------------------------------------------
 
@@ -142,6 +145,7 @@ class HTTP11Connection:
         """
         self._url = head.url
         self._read_timeout = read_timeout
+        self.trailers = None
         self._heard = False
         request = _h11_request(head)
         if body is None:
@@ -299,6 +303,8 @@ class HTTP11Connection:
             self._body_read += len(event.data)
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
+            if event.headers:
+                self.trailers = HTTPHeaderDict._from_wire(event.headers.raw_items())
             return b""
         raise ProtocolError(f"Unexpected event in the response body: {event!r}")
 

@@ -107,6 +107,11 @@ class ProtocolConnection(Protocol):
         """The next piece of the body as it arrived; ``b""`` at its end."""
         ...
 
+    @property
+    def trailers(self) -> HTTPHeaderDict | None:
+        """Trailer fields sent after the body (once it has ended), if any."""
+        ...
+
     def finish_cycle(self) -> bool:
         """After the body's end: True if the connection may be reused."""
         ...

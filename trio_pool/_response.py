@@ -89,6 +89,9 @@ class HTTPResponse:
         self._returned_any = False
         self._expected = self._expected_length()
         self._enforce_length = enforce_content_length
+        #: Trailer fields the server sent after the body (chunked HTTP/1.1,
+        #: or HTTP/2), available once the body has been read to its end.
+        self.trailers: HTTPHeaderDict | None = None
         self._chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
 
     def __repr__(self) -> str:
@@ -239,6 +242,7 @@ class HTTPResponse:
         if data:
             self._raw_read += len(data)
         else:
+            self.trailers = lease.http.trailers
             self._give_back(reuse=lease.http.finish_cycle())
         return data
 

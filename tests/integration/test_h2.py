@@ -481,3 +481,13 @@ async def test_request_headers_map_to_http2(h2c: H2Server) -> None:
     assert ("x-mine", "1") in request.headers
     assert ("te", "trailers") in request.headers
     assert request.header(":authority") == f"{h2c.host}:{h2c.port}"
+
+
+async def test_trailers_are_available_after_the_body(h2c: H2Server) -> None:
+    async with h2c_pool(h2c) as pool:
+        response = await pool.request("GET", "/trailers", preload_content=False)
+        assert response.trailers is None  # not before the body's end
+        await response.read()
+        assert response.trailers is not None
+        assert response.trailers["x-trailer"] == "yes"
+        assert_h2_exact(pool)

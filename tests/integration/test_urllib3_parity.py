@@ -495,3 +495,19 @@ async def test_an_https_proxy_is_verified_with_the_ca_options(
                 for url in (f"{target.url}/echo", f"http://{target.host}:1/"):
                     response = await http.request("GET", url, retries=False)
                     assert response.status in (200, 503)  # 503: squid's own
+
+
+async def test_chunked_trailers_are_kept() -> None:
+    reply = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nX-Checksum: 42\r\n\r\n"
+    )
+    with trio.fail_after(5):
+        async with (
+            raw_server(reply) as port,
+            HTTPConnectionPool("127.0.0.1", port) as pool,
+        ):
+            response = await pool.request("GET", "/", retries=False)
+            assert response.data == b"abc"
+            assert response.trailers is not None
+            assert response.trailers["x-checksum"] == "42"
