@@ -491,3 +491,22 @@ async def test_trailers_are_available_after_the_body(h2c: H2Server) -> None:
         assert response.trailers is not None
         assert response.trailers["x-trailer"] == "yes"
         assert_h2_exact(pool)
+
+
+async def test_keepalive_expiry_closes_with_goaway_no_error(h2c: H2Server) -> None:
+    async with h2c_pool(h2c, keepalive_expiry=0.3) as pool:
+        await small_get(pool)
+        await h2c.wait_until(lambda s: bool(s.record(1).goaways_received))
+        (goaway,) = h2c.record(1).goaways_received
+        assert goaway.error_code == 0
+        await h2c.wait_until(lambda s: s.open_connections == 0)
+        assert pool.statistics().h2_connections == 0
+        await small_get(pool)  # a new connection
+        assert pool.statistics().created == 2
+
+
+async def test_pool_close_sends_goaway(h2c: H2Server) -> None:
+    async with h2c_pool(h2c) as pool:
+        await small_get(pool)
+    await h2c.wait_until(lambda s: bool(s.record(1).goaways_received))
+    assert h2c.record(1).goaways_received[0].error_code == 0
