@@ -138,9 +138,16 @@ class HTTP2Connection:
         self._room = trio.Event()
         self._queued = 0
         self._unacked = 0
-        self._h2 = _H2(
-            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # Request heads are checked by ``_request`` before any I/O (and
+        # lower-cased in ``_request_headers``): h2 need not check them again.
+        # What the server sends is still checked.
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
+        self._h2 = _H2(config)
         self._h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
