@@ -10,6 +10,7 @@ fix. Entries marked ``deliberate`` stay (keep their examples differing).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from urllib.parse import unquote
 
@@ -19,6 +20,9 @@ from .harness import KnownDifference, Outcome, Sent, map_sent
 # What a refusal may raise: a case can break more than one rule, and which
 # check fires first is trio_pool's business (ValueError: an illegal method).
 _REFUSALS = ("InvalidHeader", "ValueError", "ProtocolError")
+
+# A method that is an HTTP token (RFC 9110 5.6.2).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # urllib3's request() puts fields in the query for these (after upper-casing
 # the method); other methods get them in the body.
@@ -75,27 +79,52 @@ def _incomplete_as_protocol(case: Case, outcome: Outcome, which: str) -> Outcome
     return outcome
 
 
-def _joined_has_outer_space(case: Case) -> bool:
-    """Whether joining a repeated header's values gives outer whitespace."""
+def _outer_space(values: list[str]) -> bool:
+    return any(v != v.strip(" \t") for v in values)
+
+
+def _joined_values(case: Case) -> list[str]:
+    """Each header's values joined with ', ', as a proxy sends them."""
     values: dict[str, list[str]] = {}
     for name, value in case.given_headers():
         values.setdefault(name.lower(), []).append(value)
-    joined = [", ".join(vs) for vs in values.values() if len(vs) > 1]
-    return any(j != j.strip() for j in joined)
+    return [", ".join(vs) for vs in values.values()]
+
+
+def _sent_values(case: Case) -> list[str]:
+    """The header values as they go on the wire (joined through a proxy)."""
+    if case.via == "proxy":
+        return _joined_values(case)
+    return [v for _, v in case.given_headers()]
 
 
 def _first_spelling(case: Case, outcome: Outcome, which: str) -> Outcome:
-    """Each header line named as the first line with that name was spelt."""
+    """Header lines of a name given in several spellings: grouped at the
+    first one's place and spelt like it (as an HTTPHeaderDict does)."""
+    variants = _variant_names(case)
 
     def fix(sent: Sent) -> Sent:
-        first: dict[bytes, bytes] = {}
-        lines = []
-        for line in sent.headers:
+        groups: dict[object, list[bytes]] = {}
+        for index, line in enumerate(sent.headers):
             name, sep, value = line.partition(b":")
-            lines.append(first.setdefault(name.lower(), name) + sep + value)
-        return replace(sent, headers=tuple(lines))
+            if name.lower() not in variants:
+                groups[index] = [line]
+            elif name.lower() in groups:
+                spelt = groups[name.lower()][0].partition(b":")[0]
+                groups[name.lower()].append(spelt + sep + value)
+            else:
+                groups[name.lower()] = [line]
+        lines = tuple(line for group in groups.values() for line in group)
+        return replace(sent, headers=lines)
 
     return map_sent(outcome, fix)
+
+
+def _variant_names(case: Case) -> set[bytes]:
+    spellings: dict[str, set[str]] = {}
+    for name, _ in case.given_headers():
+        spellings.setdefault(name.lower(), set()).add(name)
+    return {k.encode("latin-1") for k, v in spellings.items() if len(v) > 1}
 
 
 def _case_variants(case: Case) -> bool:
@@ -145,7 +174,8 @@ def _resends(case: Case) -> bool:
     """Whether the body may go more than once (redirects, retries)."""
     if case.path.startswith("/redirect/"):
         return case.redirect
-    return case.path.startswith(("/flaky/", "/status/", "/close", "/short"))
+    retried = ("/flaky/", "/status/", "/close", "/short", "/version/", "/malformed/")
+    return case.path.startswith(retried)
 
 
 def _dechunked(body: bytes) -> bytes:
@@ -170,6 +200,35 @@ def _chunks_joined(case: Case, outcome: Outcome, which: str) -> Outcome:
         return replace(sent, body=body)
 
     return map_sent(outcome, fix)
+
+
+def _otherwise_sendable(case: Case) -> bool:
+    """No other reason to refuse: a plain method, header names and values."""
+    names = [n for n, _ in case.given_headers()]
+    return (
+        _TOKEN.fullmatch(case.method) is not None
+        and not any(" " in n for n in names)
+        and not _outer_space(_sent_values(case))
+    )
+
+
+def _joined_lines(case: Case, outcome: Outcome, which: str) -> Outcome:
+    """Header lines of one name (any case) joined into the first one."""
+
+    def fix(sent: Sent) -> Sent:
+        groups: dict[bytes, tuple[bytes, list[bytes]]] = {}
+        for line in sent.headers:
+            name, _, value = line.partition(b":")
+            groups.setdefault(name.lower(), (name, []))[1].append(value.strip())
+        lines = tuple(n + b": " + b", ".join(vs) for n, vs in groups.values())
+        return replace(sent, headers=lines)
+
+    return map_sent(outcome, fix)
+
+
+def _two_hosts(case: Case) -> bool:
+    hosts = [n for n, _ in case.given_headers() if n.lower() == "host"]
+    return len(hosts) > 1
 
 
 def _stripped_response_values(case: Case, outcome: Outcome, which: str) -> Outcome:
@@ -257,10 +316,11 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
     KnownDifference(
         id="new-4",
         example=example(headers=(("X-Test", " v"),)),
-        what="a header value with leading or trailing spaces",
+        what="a header value with leading or trailing spaces (through a "
+        "proxy: after joining repeated values)",
         why="trio_pool refuses it (InvalidHeader, from h11's field-value "
         "rule); urllib3 sends it verbatim (the spaces are OWS on the wire)",
-        applies=lambda c: any(v != v.strip(" \t") for _, v in c.given_headers()),
+        applies=lambda c: _outer_space(_sent_values(c)),
         refused=_REFUSALS,
     ),
     KnownDifference(
@@ -341,11 +401,9 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         ),
         what="more than one Host header (an HTTPHeaderDict with Host twice)",
         why="trio_pool refuses (InvalidHeader, h11 allows one Host); urllib3 "
-        "sends them (or joins them through a proxy). Probably deliberate",
-        applies=lambda c: (
-            [n.lower() for n, _ in c.headers].count("host") > 1
-            and c.header_form == "headerdict"
-        ),
+        "sends them. Probably deliberate. (Through a proxy both join them "
+        "into one line.)",
+        applies=lambda c: c.via != "proxy" and _two_hosts(c),
         refused=_REFUSALS,
     ),
     KnownDifference(
@@ -416,7 +474,11 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         why="trio_pool joins the values (', ') and then refuses the result "
         "(InvalidHeader: trailing whitespace); urllib3 joins them too and "
         "sends 'X-Test: , '",
-        applies=lambda c: c.via == "proxy" and _joined_has_outer_space(c),
+        applies=lambda c: (
+            c.via == "proxy"
+            and _outer_space(_joined_values(c))
+            and not _outer_space([v for _, v in c.given_headers()])
+        ),
         refused=_REFUSALS,
     ),
     KnownDifference(
@@ -433,10 +495,10 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         id="new-21",
         example=example(method="POST", headers=(("X-Test", "1"), ("x-test", "2"))),
         what="one header name given in two spellings (a dict with 'X-Test' "
-        "and 'x-test'): the lines' name spelling",
+        "and 'x-test'): their lines grouped at the first and spelt like it",
         why="for body methods (POST, PUT, ...) urllib3 folds them into one "
-        "HTTPHeaderDict and sends every line with the first spelling (not for "
-        "GET); trio_pool keeps each spelling",
+        "HTTPHeaderDict and sends the lines together, with the first "
+        "spelling (not for GET); trio_pool keeps each line where and as given",
         applies=_case_variants,
         normalise=_first_spelling,
     ),
@@ -453,6 +515,7 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
             and c.body_kind == "none"
             and c.framing == "cl-wrong"
             and not c.chunked
+            and _otherwise_sendable(c)
         ),
         refused=("LocalProtocolError",),
     ),
@@ -465,6 +528,69 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "the OWS around it as RFC 9110 5.5 says ('0'). Probably deliberate",
         applies=lambda c: c.path.startswith("/headers"),
         normalise=_stripped_response_values,
+    ),
+    KnownDifference(
+        id="new-24",
+        example=example(path="/redirect/303?to=%2Fecho", chunked=True),
+        what="chunked=True and a 303 redirect: the empty-body framing of the "
+        "requests (dropped on both sides)",
+        why="urllib3 sends the GET after a 303 without chunked framing; "
+        "trio_pool keeps chunked=True for it (Transfer-Encoding: chunked and "
+        "an empty chunked body)",
+        applies=lambda c: c.chunked and "/redirect/303" in unquote(c.path),
+        normalise=_empty_body_framing,
+    ),
+    KnownDifference(
+        id="new-25",
+        example=example(
+            method="POST",
+            path="/redirect/307?to=%2Fecho",
+            payload="body",
+            body_kind="file",
+            chunks=(b"a",),
+        ),
+        what="a file body redirected by a PoolManager or ProxyManager (not "
+        "303): the whole comparison",
+        why="urllib3's manager re-sends the file from where the first request "
+        "left it (an empty body: the position is taken afresh per pool call); "
+        "trio_pool rewinds it and sends the body again",
+        applies=lambda c: (
+            c.via != "pool"
+            and c.payload == "body"
+            and c.body_kind == "file"
+            and c.redirect
+            and c.path.startswith("/redirect/")
+            and not c.path.startswith("/redirect/303")
+        ),
+        exclude=True,
+    ),
+    KnownDifference(
+        id="new-26",
+        example=example(method="HEAD", path="/redirect/303?to=%2Fecho"),
+        what="HEAD answered by a 303 (redirects followed): the whole comparison",
+        why="urllib3 follows with GET (and returns the body); trio_pool keeps "
+        "HEAD (RFC 9110 15.4.4 allows either; trio_pool's is the usual choice)",
+        applies=lambda c: (
+            c.method.upper() == "HEAD"
+            and c.redirect
+            and "/redirect/303" in unquote(c.path)
+        ),
+        exclude=True,
+    ),
+    KnownDifference(
+        id="new-27",
+        example=example(via="proxy", headers=(("X-Test", "a"), ("x-test", "b"))),
+        what="through a ProxyManager, one name in two spellings in a plain "
+        "dict: lines of one name joined into the first (', ')",
+        why="trio_pool's proxy path joins repeated names case-insensitively; "
+        "urllib3 copies the dict's keys as they are and sends one line per "
+        "spelling",
+        applies=lambda c: (
+            c.via == "proxy"
+            and c.header_form != "headerdict"
+            and bool(_variant_names(c))
+        ),
+        normalise=_joined_lines,
     ),
     KnownDifference(
         id="deliberate-content-length",
