@@ -133,9 +133,11 @@ async def open_stream(
         ProxyError: the proxy could not be reached or refused.
         NewConnectionError, NameResolutionError, SSLError: direct failures.
     """
+    # Failures of the direct legs (TCP, TLS to the target) are translated by
+    # the caller, which can name its pool; a proxy's legs are translated here,
+    # where they become ProxyErrors.
     if route.proxy is None:
-        with translate_errors("connect", host=host.host):
-            raw = await sockets.open_raw(host.host, host.port)
+        raw = await sockets.open_raw(host.host, host.port)
     elif route.forward:
         async with _proxy_leg(host.host):
             raw = await sockets.open_raw(host.host, host.port)
@@ -147,8 +149,7 @@ async def open_stream(
             raw = await _open_tunnel(route.proxy, host, sockets)
     if tls is None:
         return raw
-    with translate_errors("connect", host=host.host):
-        return await start_tls(raw, tls, server_hostname)
+    return await start_tls(raw, tls, server_hostname)
 
 
 async def _open_tunnel(
