@@ -128,6 +128,7 @@ class HTTP2Connection:
         self.draining = False
         self.closed = False
         self.settled = False  # the server's first SETTINGS have arrived
+        self.settings_seen = trio.Event()
         self.failure: BaseException | None = None
         self.token_lease: object = None  # the lease whose tokens it holds
         self.idle_deadline = math.inf
@@ -268,6 +269,8 @@ class HTTP2Connection:
         self._queued += queued
         if self._queued > _HIGH_WATER:
             await self._room.wait()
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def _reader(self) -> str:
         while True:
@@ -329,6 +332,7 @@ class HTTP2Connection:
 
     def _settings_changed(self) -> None:
         self.settled = True
+        self.settings_seen.set()
         remote = self._h2.remote_settings.max_concurrent_streams
         self.capacity = max(min(remote, self.max_streams), 0)
         self._wake_senders(None)  # the initial window may have changed
@@ -357,6 +361,7 @@ class HTTP2Connection:
         if self.failure is None:
             self.failure = error
         self.draining = True
+        self.settings_seen.set()  # nobody waits for SETTINGS that won't come
         for stream in list(self._streams.values()):
             stream._fail(error)
 
@@ -545,6 +550,11 @@ class HTTP2Stream:
 
     async def _send_body(self, body: AsyncIterable[bytes]) -> None:
         assert self.stream_id is not None
+        if not self.conn.settled:
+            # DATA waits for the server's first SETTINGS: a server that lowers
+            # INITIAL_WINDOW_SIZE there (nghttp2 does) counts what it already
+            # holds against the new window and resets the stream otherwise.
+            await self._wait(self.conn.settings_seen, "Write")
         async for chunk in body:
             view = memoryview(chunk)
             while view:
@@ -562,6 +572,8 @@ class HTTP2Stream:
                 self.conn._h2.send_data(self.stream_id, bytes(view[:size]))
                 self.conn.poke()
                 view = view[size:]
+                # The reader gets a turn between frames (window updates,
+                # settings, an early answer), and the writer holds the queue.
                 await self.conn.wait_for_writer(size)
         if not self._stopped():
             self.conn._h2.end_stream(self.stream_id)
