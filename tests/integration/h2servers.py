@@ -331,6 +331,12 @@ async def open_hypercorn(
 # -- a relay that holds the client's early TLS records ----------------------------
 
 
+#: How long the relay holds records before it gives up waiting for the
+#: small one (a client that waits for the server's SETTINGS sends only a
+#: window's worth and then nothing).
+_HOLD_LIMIT = 0.5
+
+
 class _TLSRecords:
     """Reads whole TLS records (header included) from a stream; a read
     cancelled part-way loses nothing."""
@@ -363,9 +369,9 @@ async def open_record_holding_relay(port: int, hold: int) -> AsyncIterator[int]:
     sent a large application-data record, it holds the client's records
     until they add up to ``hold`` bytes and a small record (under 100
     bytes: for HTTP/2, the SETTINGS ACK) follows; then it writes them all
-    at once. (It gives up holding after 2 s.) The server's bytes pass at
-    once. So a server sees an HTTP/2 client's first DATA and its SETTINGS
-    ACK in the same read, deterministically.
+    at once (or after :data:`_HOLD_LIMIT`, if no small record comes). The
+    server's bytes pass at once. So a server sees an HTTP/2 client's first
+    DATA and its SETTINGS ACK in the same read, deterministically.
 
     Yields:
         The relay's port on 127.0.0.1.
@@ -376,7 +382,7 @@ async def open_record_holding_relay(port: int, hold: int) -> AsyncIterator[int]:
         holding = done = False
         records = _TLSRecords(client)
         while True:
-            with trio.move_on_after(2 if holding else math.inf) as scope:
+            with trio.move_on_after(_HOLD_LIMIT if holding else math.inf) as scope:
                 record = await records.next()
             if scope.cancelled_caught:
                 holding, done = False, True

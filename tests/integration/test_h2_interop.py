@@ -246,6 +246,25 @@ async def test_nginx_max_concurrent_streams_4(
 
 
 @pytest.mark.nginx
+async def test_nginx_unread_download_does_not_block_another(
+    nginx: NginxH2Handle, ca_file: str
+) -> None:
+    """Two 3 MiB downloads on one connection; the first is not read at all
+    while the second is read to the end. The connection's reader must not
+    wait for the first stream's consumer: that stream just fills its own
+    window (1 MiB) and nginx pauses it, while the other keeps flowing."""
+    with trio.fail_after(DEADLINE):
+        async with nginx_pool(nginx, "h2", ca_file, maxsize=1) as pool:
+            idle = await pool.request("GET", "/big", preload_content=False)
+            busy = await pool.request("GET", "/big", preload_content=False)
+            assert pool.statistics().created == 1
+            assert await busy.read() == pattern(BIG_SIZE)
+            assert await idle.read() == pattern(BIG_SIZE)
+            stats = assert_h2_exact(pool)
+    assert stats.created == 1
+
+
+@pytest.mark.nginx
 async def test_nginx_without_http2_falls_back_to_http11(
     nginx: NginxH2Handle, ca_file: str
 ) -> None:
@@ -315,7 +334,6 @@ async def test_nghttpd_tiny_windows_echo_upload(
     assert stats.created == 1
 
 
-@pytest.mark.xfail(strict=True, reason="h2_bugs.md #1")
 async def test_nghttpd_tiny_windows_upload_before_server_settings(
     tmp_path: Path, leaf: Any, ca_file: str
 ) -> None:
@@ -326,7 +344,8 @@ async def test_nghttpd_tiny_windows_upload_before_server_settings(
     read, it resets the stream with FLOW_CONTROL_ERROR. A relay that holds
     the client's bulk TLS records until the ACK's small record follows makes
     that timing certain (on a busy machine it happens by itself). The
-    upload must succeed all the same."""
+    upload must succeed all the same (h2_bugs.md #1: DATA now waits for the
+    server's SETTINGS)."""
     body = pattern(2**20)[::-1]
     options = (*TINY_WINDOWS, "--echo-upload")
     with start_nghttpd(tmp_path, leaf, options) as server:
@@ -449,6 +468,22 @@ async def test_nghttpd_one_stream_at_a_time(
                 stats = assert_h2_exact(pool)
     assert bodies == [pattern(BIG_SIZE)] * 20
     assert (peak, stats.created) == (1, 1)
+
+
+async def test_nghttpd_body_without_content_length(
+    tmp_path: Path, leaf: Any, ca_file: str
+) -> None:
+    """``--no-content-length``: the body's end is END_STREAM alone."""
+    with start_nghttpd(tmp_path, leaf, ("--no-content-length",)) as server:
+        with trio.fail_after(DEADLINE):
+            async with nghttpd_pool(server.port, ca_file) as pool:
+                response = await pool.request("GET", "/big.bin")
+                again = await pool.request("GET", "/small.txt")
+                stats = assert_h2_exact(pool)
+    assert "content-length" not in response.headers
+    assert response.data == pattern(BIG_SIZE)
+    assert again.data == b"small file\n"
+    assert stats.created == 1
 
 
 async def test_nghttpd_h2c_prior_knowledge(tmp_path: Path) -> None:
