@@ -6,7 +6,8 @@ Three servers, each a different h2 implementation from trio_pool's own:
   blocks, one per behaviour under test (nginx 1.22 turns HTTP/2 on per
   ``listen``, so each behaviour needs its own port): h2 over TLS, h2c with
   prior knowledge, ``keepalive_requests 5`` (a graceful GOAWAY after five
-  streams), ``http2_max_concurrent_streams 4``, and TLS without ``http2``
+  streams), ``http2_max_concurrent_streams 4``, ``keepalive_timeout 1s``
+  (the server closes an idle connection), and TLS without ``http2``
   (ALPN picks HTTP/1.1). Uploads are stored by nginx's DAV module, so a test
   can compare what arrived with what it sent.
 * :func:`start_nghttpd` — nghttp2's reference server, whose options make
@@ -67,6 +68,7 @@ NGINX_SITES: dict[str, tuple[str, str]] = {
     "h2c": ("http2", "keepalive_requests 100000;"),
     "goaway": ("ssl http2", "keepalive_requests 5;"),
     "streams4": ("ssl http2", "http2_max_concurrent_streams 4;"),
+    "idle1s": ("ssl http2", "keepalive_timeout 1s;"),
     "h1": ("ssl", ""),
     "plain": ("", ""),
 }

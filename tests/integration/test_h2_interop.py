@@ -246,6 +246,50 @@ async def test_nginx_max_concurrent_streams_4(
 
 
 @pytest.mark.nginx
+async def test_nginx_streams4_block_false_opens_extra_connections(
+    nginx: NginxH2Handle, ca_file: str
+) -> None:
+    """``block=False``: with the one connection's 4 streams busy, requests
+    go to extra connections, each closed after its last stream; the books
+    end with one connection (the pool's own) and every token free."""
+    done: list[int] = []
+
+    async def one() -> None:
+        response = await pool.request("GET", "/big")
+        assert len(response.data) == BIG_SIZE
+        done.append(response.status)
+
+    with trio.fail_after(DEADLINE):
+        pool = nginx_pool(nginx, "streams4", ca_file, maxsize=1, block=False)
+        async with pool:
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):
+                    nursery.start_soon(one)
+            await trio.sleep(0.1)  # the extra connections' tasks end
+            stats = assert_h2_exact(pool)
+    assert done == [200] * 20
+    assert stats.created > 1
+    assert stats.h2_connections == 1, stats
+
+
+@pytest.mark.nginx
+async def test_nginx_idle_connection_closed_by_the_server(
+    nginx: NginxH2Handle, ca_file: str
+) -> None:
+    """nginx closes an idle h2 connection after 1 s (GOAWAY, then FIN): the
+    next request, not retried, goes to a new connection and succeeds."""
+    with trio.fail_after(DEADLINE):
+        async with nginx_pool(nginx, "idle1s", ca_file) as pool:
+            first = await pool.request("GET", "/", retries=False)
+            await trio.sleep(1.5)
+            second = await pool.request("GET", "/", retries=False)
+            stats = assert_h2_exact(pool)
+    assert (first.data, second.data) == (b"hello", b"hello")
+    assert first.headers["X-Connection"] != second.headers["X-Connection"]
+    assert stats.created == 2
+
+
+@pytest.mark.nginx
 async def test_nginx_unread_download_does_not_block_another(
     nginx: NginxH2Handle, ca_file: str
 ) -> None:
