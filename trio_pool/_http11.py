@@ -13,9 +13,27 @@ the error's type and h11's state (never by its message text).
 
 Every wait on the socket is bounded by the exchange's read timeout (a fresh
 ``move_on_after`` per receive or send), so "read timeout" means what urllib3
-means: the longest silence, not the whole body. The caller's cancel scopes
+means: the longest silence, not the whole body. A wait that an enclosing
+deadline (the attempt's ``total``, or the caller's) ends sooner anyway gets no
+scope of its own: it could never fire first. The caller's cancel scopes
 apply as usual; a cancelled or failed exchange leaves the h11 state mid-cycle,
 which :meth:`HTTP11Connection.finish_cycle` reports as not reusable.
+
+The hot path
+------------
+h11 checks every request head and parses every response head and decides
+its framing; what it costs beyond that is kept off the common path:
+
+* the header lines of a request are validated by h11 once per distinct set
+  (a pool sends the same few again and again): h11's own validated
+  ``Headers`` are remembered and handed to the next ``h11.Request``, which
+  still checks the method, the target and the ``Host`` rule;
+* a ``Content-Length`` body that has not all arrived with the head is read
+  straight from the stream, counted against the length h11 parsed, instead
+  of being copied through h11's buffer (twice: into it, and out as
+  ``Data``). h11 is then left behind mid-body, so the next exchange gets a
+  fresh ``h11.Connection``, if h11 said (when it read the head) that the
+  connection may be kept alive.
 """
 
 from __future__ import annotations
@@ -47,33 +65,55 @@ _RECEIVE_SIZE = 64 * 1024
 #: How much of an early answer's body is read ahead before the upload stops.
 _PREFETCH_LIMIT = 1024 * 1024
 _VERSIONS = {b"1.1": 11, b"1.0": 10}
+#: Header sets h11 has validated, by their lines: h11's ``Headers`` for each.
+_VALIDATED: dict[tuple[tuple[bytes, bytes], ...], Any] = {}
+_VALIDATED_MAX = 256
 
 
 def _h11_request(head: RequestHead) -> h11.Request:
-    """h11's request event for ``head``; h11 checks every byte of it.
+    """h11's request event for ``head``; h11 checks every byte of it (the
+    header lines once per distinct set: see the module's docstring).
 
     Raises:
         InvalidHeader: a header line or target that may not be sent.
     """
+    key = tuple(head.headers)
+    known = _VALIDATED.get(key)
     try:
-        return h11.Request(method=head.method, target=head.target, headers=head.headers)
+        if known is not None:
+            return h11.Request(method=head.method, target=head.target, headers=known)
+        request = h11.Request(
+            method=head.method, target=head.target, headers=head.headers
+        )
     except h11.LocalProtocolError as exc:
         raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
+    if len(_VALIDATED) >= _VALIDATED_MAX:
+        _VALIDATED.clear()
+    _VALIDATED[key] = request.headers
+    return request
 
 
-def _response_head(event: h11.Response) -> ResponseHead:
+def _response_head(event: h11.Response) -> tuple[ResponseHead, int | None, bool]:
+    """The neutral head, the body's Content-Length (None if the body is
+    chunked or has none) and whether it is chunked."""
     version = _VERSIONS.get(bytes(event.http_version))
     if version is None:
         raise ProtocolError(
             f"Unsupported HTTP version in the status line: HTTP/"
             f"{bytes(event.http_version).decode('ascii', 'replace')}"
         )
-    return ResponseHead(
+    headers = HTTPHeaderDict._from_wire(event.headers.raw_items())
+    # h11 accepts only "chunked" as a response's Transfer-Encoding, and has
+    # checked that a Content-Length is one number.
+    chunked = "transfer-encoding" in headers
+    length = headers.get("content-length")
+    head = ResponseHead(
         status=event.status_code,
         reason=bytes(event.reason).decode("latin-1"),
         version=version,
-        headers=HTTPHeaderDict._from_wire(event.headers.raw_items()),
+        headers=headers,
     )
+    return head, None if chunked or length is None else int(length), chunked
 
 
 class HTTP11Connection:
@@ -88,16 +128,17 @@ class HTTP11Connection:
     __slots__ = (
         "_body_read",
         "_chunked",
+        "_direct",
         "_eof",
         "_expected",
         "_h11",
         "_heard",
+        "_in_body",
         "_prefetched",
         "_read_timeout",
         "_url",
         "owner",
         "stream",
-        "trailers",
     )
 
     def __init__(self, stream: trio.abc.Stream, owner: object = None) -> None:
@@ -113,10 +154,11 @@ class HTTP11Connection:
         self._body_read = 0
         self._eof = False  # the server closed its side
         self._heard = False  # bytes arrived since this exchange began
+        self._in_body = False  # the response head is in, its body is not
+        # The rest of a Content-Length body is read past h11, from the stream.
+        self._direct = False
         # Body pieces of an early answer, read while the upload was stopped.
         self._prefetched: list[bytes] | None = None
-        #: A chunked body's trailer fields, once its end has been read.
-        self.trailers: HTTPHeaderDict | None = None
 
     # -- sending ---------------------------------------------------------
 
@@ -145,8 +187,8 @@ class HTTP11Connection:
         """
         self._url = head.url
         self._read_timeout = read_timeout
-        self.trailers = None
         self._heard = False
+        self._in_body = False
         request = _h11_request(head)
         if body is None:
             # Head and end of message in one write.
@@ -249,13 +291,24 @@ class HTTP11Connection:
                 raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
             await self._send(data)
 
+    def _wait_limit(self) -> float | None:
+        """The read timeout the next wait needs a scope for: None without
+        one, or when an enclosing deadline comes no later (it fires first)."""
+        limit = self._read_timeout
+        if limit is None:
+            return None
+        if trio.current_effective_deadline() < trio.current_time() + limit:
+            return None
+        return limit
+
     async def _send(self, data: bytes | None) -> None:
         if not data:
             return
-        if self._read_timeout is None:
+        limit = self._wait_limit()
+        if limit is None:
             await self.stream.send_all(data)
             return
-        with trio.move_on_after(self._read_timeout) as scope:
+        with trio.move_on_after(limit) as scope:
             await self.stream.send_all(data)
         if scope.cancelled_caught:
             raise ReadTimeoutError(
@@ -280,11 +333,10 @@ class HTTP11Connection:
         """Wait for the response head, skipping 1xx interim responses."""
         while True:
             event = await self._next_event()
-            if isinstance(event, h11.Response):
-                head = _response_head(event)
-                self._expected = _content_length(event)
-                self._chunked = _is_chunked(event)
+            if type(event) is h11.Response:
+                head, self._expected, self._chunked = _response_head(event)
                 self._body_read = 0
+                self._in_body = True
                 return head
             if isinstance(event, h11.InformationalResponse):
                 continue
@@ -298,23 +350,50 @@ class HTTP11Connection:
         """The next piece of the response body; ``b""`` at its end."""
         if self._prefetched:
             return self._prefetched.pop(0)
-        event = await self._next_event()
-        if isinstance(event, h11.Data):
-            self._body_read += len(event.data)
-            return bytes(event.data)
-        if isinstance(event, h11.EndOfMessage):
-            if event.headers:
-                self.trailers = HTTPHeaderDict._from_wire(event.headers.raw_items())
-            return b""
-        raise ProtocolError(f"Unexpected event in the response body: {event!r}")
-
-    async def _next_event(self) -> Any:
+        if self._direct:
+            return await self._receive_direct()
         while True:
-            in_body = self._h11.their_state is h11.SEND_BODY
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
-                raise self._protocol_error(exc, in_body) from exc
+                raise self._protocol_error(exc, self._in_body) from exc
+            if event is h11.NEED_DATA:
+                if self._expected is not None and self._in_body:
+                    # h11's buffer is empty and the length is known: the
+                    # rest need not pass through h11.
+                    self._direct = True
+                    return await self._receive_direct()
+                await self._receive()
+                continue
+            if type(event) is h11.Data:
+                data = event.data
+                self._body_read += len(data)
+                return data if type(data) is bytes else bytes(data)
+            if type(event) is h11.EndOfMessage:
+                self._in_body = False
+                return b""
+            raise ProtocolError(f"Unexpected event in the response body: {event!r}")
+
+    async def _receive_direct(self) -> bytes:
+        """The next piece of a Content-Length body, from the stream itself."""
+        assert self._expected is not None
+        left = self._expected - self._body_read
+        if left <= 0:
+            self._in_body = False
+            return b""
+        data = await self._receive_some(min(left, _RECEIVE_SIZE))
+        if not data:
+            self._eof = True
+            raise IncompleteRead(self._body_read, left)
+        self._body_read += len(data)
+        return data if type(data) is bytes else bytes(data)
+
+    async def _next_event(self) -> Any:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self._protocol_error(exc, self._in_body) from exc
             if event is not h11.NEED_DATA:
                 return event
             await self._receive()
@@ -339,23 +418,29 @@ class HTTP11Connection:
         return ProtocolError(f"Malformed response body: {exc}")
 
     async def _receive(self) -> None:
+        """Feed h11 the next bytes from the stream (b"" at EOF)."""
+        data = await self._receive_some(_RECEIVE_SIZE)
+        if not data:
+            self._eof = True
+        self._h11.receive_data(data if type(data) is bytes else bytes(data))
+
+    async def _receive_some(self, size: int) -> bytes | bytearray:
         with self._translate("receive"):
-            if self._read_timeout is None:
-                data = await self.stream.receive_some(_RECEIVE_SIZE)
+            limit = self._wait_limit()
+            if limit is None:
+                data = await self.stream.receive_some(size)
             else:
-                with trio.move_on_after(self._read_timeout) as scope:
-                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                with trio.move_on_after(limit) as scope:
+                    data = await self.stream.receive_some(size)
                 if scope.cancelled_caught:
                     raise ReadTimeoutError(
                         self.owner,
                         self._url,
                         f"Read timed out. (read timeout={self._read_timeout})",
                     )
-            if data:
-                self._heard = True
-            else:
-                self._eof = True
-            self._h11.receive_data(bytes(data))
+        if data:
+            self._heard = True
+        return data
 
     # -- lifecycle -------------------------------------------------------
 
@@ -368,6 +453,17 @@ class HTTP11Connection:
         unusable: they would be taken for the next request's response.
         """
         conn = self._h11
+        if self._direct:
+            # h11 saw the head but not the body: a fresh one for the next
+            # exchange, if it had found the connection may be kept alive
+            # (a "close" makes h11 move our side from DONE to MUST_CLOSE).
+            self._direct = False
+            if conn.our_state is not h11.DONE or self._in_body or self._eof:
+                return False
+            self._h11 = h11.Connection(
+                h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES
+            )
+            return True
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             leftover, closed = conn.trailing_data
             if leftover or closed:
@@ -384,23 +480,6 @@ def _stops_upload(head: ResponseHead) -> bool:
     if head.status >= 400:
         return True
     return "close" in head.headers.get("Connection", "").lower()
-
-
-def _content_length(response: h11.Response) -> int | None:
-    for name, value in response.headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:  # pragma: no cover - h11 rejects these earlier
-                return None
-    return None
-
-
-def _is_chunked(response: h11.Response) -> bool:
-    return any(
-        name == b"transfer-encoding" and b"chunked" in value.lower()
-        for name, value in response.headers
-    )
 
 
 # -- CONNECT -------------------------------------------------------------------
