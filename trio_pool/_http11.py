@@ -139,6 +139,7 @@ class HTTP11Connection:
         "_url",
         "owner",
         "stream",
+        "trailers",
     )
 
     def __init__(self, stream: trio.abc.Stream, owner: object = None) -> None:
@@ -159,6 +160,8 @@ class HTTP11Connection:
         self._direct = False
         # Body pieces of an early answer, read while the upload was stopped.
         self._prefetched: list[bytes] | None = None
+        #: A chunked body's trailer fields, once its end has been read.
+        self.trailers: HTTPHeaderDict | None = None
 
     # -- sending ---------------------------------------------------------
 
@@ -187,14 +190,19 @@ class HTTP11Connection:
         """
         self._url = head.url
         self._read_timeout = read_timeout
+        self.trailers = None
         self._heard = False
         self._in_body = False
         request = _h11_request(head)
         if body is None:
             # Head and end of message in one write.
-            with self._translate("send"):
+            try:
                 data = self._h11.send(request) or b""
-                await self._send(data + (self._h11.send(h11.EndOfMessage()) or b""))
+                data += self._h11.send(h11.EndOfMessage()) or b""
+            except h11.LocalProtocolError as exc:  # e.g. a Content-Length > 0
+                raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
+            with self._translate("send"):
+                await self._send(data)
             return None
         await self._send_event(request)
         if watch_for_answer:
@@ -371,6 +379,10 @@ class HTTP11Connection:
                 return data if type(data) is bytes else bytes(data)
             if type(event) is h11.EndOfMessage:
                 self._in_body = False
+                if event.headers:
+                    self.trailers = HTTPHeaderDict._from_wire(
+                        event.headers.raw_items()
+                    )
                 return b""
             raise ProtocolError(f"Unexpected event in the response body: {event!r}")
 
