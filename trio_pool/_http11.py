@@ -380,9 +380,7 @@ class HTTP11Connection:
             if type(event) is h11.EndOfMessage:
                 self._in_body = False
                 if event.headers:
-                    self.trailers = HTTPHeaderDict._from_wire(
-                        event.headers.raw_items()
-                    )
+                    self.trailers = HTTPHeaderDict._from_wire(event.headers.raw_items())
                 return b""
             raise ProtocolError(f"Unexpected event in the response body: {event!r}")
 

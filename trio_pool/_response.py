@@ -69,9 +69,6 @@ class HTTPResponse:
         self.status = status
         self.reason = reason
         self.version = version
-        self.version_string = (
-            "HTTP/2" if version == 20 else f"HTTP/{version // 10}.{version % 10}"
-        )
         self.headers = headers if headers is not None else HTTPHeaderDict()
         self.url = request_url
         self.retries = retries
@@ -87,17 +84,24 @@ class HTTPResponse:
         self._closed = False
         self._failed = False
         self._returned_any = False
-        self._expected = self._expected_length()
         self._enforce_length = enforce_content_length
         #: Trailer fields the server sent after the body (chunked HTTP/1.1,
         #: or HTTP/2), available once the body has been read to its end.
         self.trailers: HTTPHeaderDict | None = None
-        self._chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        coding = self.headers.get("Transfer-Encoding")
+        self._chunked = coding is not None and "chunked" in coding.lower()
+        self._expected = self._expected_length()
 
     def __repr__(self) -> str:
         return f"<HTTPResponse [{self.status}] {self.url}>"
 
     # -- head ----------------------------------------------------------------
+
+    @property
+    def version_string(self) -> str:
+        """The protocol as the status line names it, e.g. ``HTTP/1.1``."""
+        version = self.version
+        return "HTTP/2" if version == 20 else f"HTTP/{version // 10}.{version % 10}"
 
     def _expected_length(self) -> int | None:
         if (
@@ -107,10 +111,7 @@ class HTTPResponse:
         ):
             return 0
         value = self.headers.get("Content-Length")
-        if (
-            value is None
-            or "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        ):
+        if value is None or self._chunked:
             return None
         try:
             return int(value.split(",")[0])
@@ -196,14 +197,17 @@ class HTTPResponse:
         return data
 
     async def _read_all(self, decode: bool) -> bytes:
-        parts = [self._buffer.take(self._buffer.size)]
-        while True:
-            raw = await self._read_raw()
-            if not raw:
-                break
-            parts.append(self._decode(raw, decode, -1))
-        parts.append(self._flush(decode))
-        return b"".join(parts)
+        buffer = self._buffer
+        parts = [buffer.take(buffer.size)] if buffer else []
+        decoder = self._get_decoder() if decode else None
+        while raw := await self._read_raw():
+            if decoder is not None:
+                raw = self._guard(decoder.decompress, raw, -1)
+            parts.append(raw)
+        if decoder is not None:
+            parts.append(self._flush(decode))
+        # A body that came in one piece is returned without a copy.
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _read_some(self, amt: int, decode: bool) -> bytes:
         buffer = self._buffer

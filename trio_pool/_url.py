@@ -60,15 +60,19 @@ class _Quoter:
     encoded), the other encodes it as ``%25``.
     """
 
-    __slots__ = ("_keep_percent", "_quote_percent")
+    __slots__ = ("_keep_percent", "_plain", "_quote_percent")
 
     def __init__(self, safe: str) -> None:
         table = [chr(b) if chr(b) in safe else f"%{b:02X}" for b in range(256)]
         self._quote_percent = tuple(table)
         table[ord("%")] = "%"
         self._keep_percent = tuple(table)
+        # Text of safe characters only (the usual case) is its own encoding.
+        self._plain = re.compile(f"[{re.escape(safe)}]*")
 
     def __call__(self, component: str) -> str:
+        if self._plain.fullmatch(component):
+            return component
         component, escapes = _PERCENT_RE.subn(_upper_escape, component)
         # surrogatepass: lone surrogates get encoded rather than raising.
         raw = component.encode("utf-8", "surrogatepass")
@@ -204,10 +208,24 @@ def parse_url(url: str) -> Url:
     """
     if not url:
         return Url()
+    # A client asks for the same few URLs again and again; a Url is
+    # immutable, so the answer for a text can be handed out again.
+    known = _PARSED.get(url)
+    if known is not None:
+        return known
     try:
-        return _parse(url)
+        parsed = _parse(url)
     except ValueError as exc:  # UnicodeError and ipaddress's errors included
         raise LocationParseError(url) from exc
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[url] = parsed
+    return parsed
+
+
+#: URLs parsed lately (cleared when full: cheaper than keeping an LRU order).
+_PARSED: dict[str, Url] = {}
+_PARSED_MAX = 512
 
 
 def _parse(url: str) -> Url:
