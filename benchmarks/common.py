@@ -40,6 +40,10 @@ class Scenario:
         new_conn: every request goes on a new connection
             (``Connection: close``).
         download: fetch the large body, streamed, and report MiB/s.
+        manager: trio_pool through ``PoolManager.request`` (absolute URLs)
+            instead of ``HTTPConnectionPool.request``.
+        total_timeout: trio_pool with ``timeout=Timeout(total=...)`` set.
+        only: the clients that run it (None: all); the others show ``n/a``.
     """
 
     key: str
@@ -49,6 +53,9 @@ class Scenario:
     tls: bool = False
     new_conn: bool = False
     download: bool = False
+    manager: bool = False
+    total_timeout: bool = False
+    only: tuple[str, ...] | None = None
 
     @property
     def unit(self) -> str:
@@ -57,6 +64,18 @@ class Scenario:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("seq", "sequential keep-alive GET, 1 task"),
+    Scenario(
+        "seq_pm",
+        "sequential GET, PoolManager.request",
+        manager=True,
+        only=("trio_pool",),
+    ),
+    Scenario(
+        "seq_total",
+        "sequential GET, Timeout(total) set",
+        total_timeout=True,
+        only=("trio_pool",),
+    ),
     Scenario("https", "HTTPS sequential keep-alive GET", tls=True),
     Scenario("c50", "50 concurrent tasks", concurrency=50),
     Scenario("c200", "200 concurrent tasks", concurrency=200),
@@ -87,6 +106,8 @@ class Job:
     warm_cap: float
     new_conn: bool
     stream: bool
+    manager: bool = False
+    total_timeout: bool = False
 
     @property
     def base_url(self) -> str:

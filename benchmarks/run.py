@@ -103,6 +103,8 @@ def _job(
         warm_cap=plan.warm_cap,
         new_conn=scenario.new_conn,
         stream=download,
+        manager=scenario.manager,
+        total_timeout=scenario.total_timeout,
     )
 
 
@@ -203,6 +205,11 @@ def run_rounds(
             shift = r % len(clients)
             for client in clients[shift:] + clients[:shift]:
                 earlier = results.get((client, scenario.key), [])
+                if scenario.only is not None and client not in scenario.only:
+                    results.setdefault((client, scenario.key), []).append(
+                        Outcome("n/a", detail="measured for trio_pool only")
+                    )
+                    continue
                 if any(o.status == "timeout" for o in earlier):
                     # Hung once (httpx/httpcore with 1000 tasks): it would again.
                     outcome = Outcome("timeout", detail="timed out in an earlier round")

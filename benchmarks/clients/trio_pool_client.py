@@ -1,4 +1,8 @@
-"""trio_pool: one ``HTTPConnectionPool`` (``maxsize`` = tasks, ``block=True``)."""
+"""trio_pool: one ``HTTPConnectionPool`` (``maxsize`` = tasks, ``block=True``).
+
+With ``job.manager``, a ``PoolManager`` (same pool options) given absolute
+URLs; with ``job.total_timeout``, every request sets ``Timeout(total=...)``.
+"""
 
 from __future__ import annotations
 
@@ -36,16 +40,31 @@ def _pool(job: Job) -> Any:
     )
 
 
+def _client(job: Job) -> Any:
+    if not job.manager:
+        return _pool(job)
+    return trio_pool.PoolManager(maxsize=job.concurrency, block=True)
+
+
+#: The total limit when one is set: far above any request's time, so it
+#: costs what setting it costs and never fires.
+TOTAL = 60.0
+
+
 @asynccontextmanager
 async def open_client(job: Job) -> AsyncIterator[drivers.AsyncWorkers]:
     headers = request_headers(job)
-    async with _pool(job) as pool:
+    kw: dict[str, Any] = {"headers": headers}
+    if job.total_timeout:
+        kw["timeout"] = trio_pool.Timeout(total=TOTAL)
+    prefix = job.base_url if job.manager else ""
+    async with _client(job) as pool:
 
         async def fetch(path: str, stream: bool) -> tuple[int, int]:
             if not stream:
-                r = await pool.request("GET", path, headers=headers)
+                r = await pool.request("GET", prefix + path, **kw)
                 return r.status, len(r.data)
-            r = await pool.request("GET", path, headers=headers, preload_content=False)
+            r = await pool.request("GET", prefix + path, preload_content=False, **kw)
             size = 0
             async for chunk in r.stream(2**16):
                 size += len(chunk)
