@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlencode
 
-from ._headers import HTTPHeaderDict
+from ._headers import copy_request_headers
 
 __all__ = [
     "EncodedRequest",
@@ -291,7 +291,7 @@ def encode_request(
     if headers is None:
         headers = default_headers
     if json is not None:
-        headers = HTTPHeaderDict(headers)
+        headers = copy_request_headers(headers)
         headers.setdefault("Content-Type", "application/json")
         body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
     if not fields:
@@ -311,6 +311,6 @@ def encode_request(
             urlencode(pairs).encode("ascii"),
             "application/x-www-form-urlencoded",
         )
-    headers = HTTPHeaderDict(headers)
+    headers = copy_request_headers(headers)
     headers.setdefault("Content-Type", content_type)
     return EncodedRequest(url, body, headers)

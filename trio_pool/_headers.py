@@ -14,7 +14,7 @@ import base64
 import functools
 import importlib
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping
-from typing import Protocol, TypeAlias, TypeGuard, TypeVar, cast, overload
+from typing import Any, Protocol, TypeAlias, TypeGuard, TypeVar, cast, overload
 
 __all__ = ["HTTPHeaderDict", "HTTPHeaderDictItemView", "make_headers"]
 
@@ -311,6 +311,23 @@ class HTTPHeaderDict(MutableMapping[str, str]):
             names = keyed.keys()  # not iter(): it may yield something else
             return [(key, keyed[key]) for key in names]
         return source
+
+
+def _text(value: object) -> str:
+    """A header name or value given as bytes (urllib3 accepts them), as str."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value  # type: ignore[return-value]
+
+
+def copy_request_headers(source: Any) -> HTTPHeaderDict:
+    """A copy of a caller's request headers, which (as in urllib3) may have
+    ``bytes`` names and values: those are decoded as Latin-1, so that they
+    go on the wire unchanged. ``HTTPHeaderDict`` itself takes ``str`` only."""
+    if isinstance(source, HTTPHeaderDict):
+        return HTTPHeaderDict(source)
+    items = source.items() if isinstance(source, Mapping) else source
+    return HTTPHeaderDict([(_text(k), _text(v)) for k, v in items])
 
 
 def _is_header_source(other: object) -> TypeGuard[HeaderSource]:

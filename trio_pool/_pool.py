@@ -54,7 +54,7 @@ from ._exceptions import (
     ReadTimeoutError,
 )
 from ._fields import encode_request
-from ._headers import HTTPHeaderDict
+from ._headers import HTTPHeaderDict, copy_request_headers
 from ._http2 import HTTP2Connection, HTTP11Required
 from ._http11 import HTTP11Connection
 from ._origin import Origin
@@ -792,7 +792,7 @@ class HTTPConnectionPool:
         # Host and ``Accept: */*`` first (as urllib3), the proxy's headers last.
         parsed = parse_url(attempt.url)
         forwarded = HTTPHeaderDict({"Accept": "*/*", "Host": parsed.netloc or ""})
-        forwarded.update(HTTPHeaderDict(headers))
+        forwarded.update(copy_request_headers(headers))
         forwarded.update(proxy.headers)
         target = parsed._replace(auth=None, fragment=None).url
         return build_head(

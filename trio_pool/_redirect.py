@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from ._exceptions import LocationParseError, LocationValueError
-from ._headers import HTTPHeaderDict
+from ._headers import copy_request_headers
 from ._origin import Origin
 from ._url import parse_url
 
@@ -114,7 +114,7 @@ def _without(headers: Any, names: frozenset[str] | set[str]) -> Any:
     """A copy of ``headers`` without ``names`` (lower-case); None stays None."""
     if headers is None:
         return None
-    kept = HTTPHeaderDict(headers)
+    kept = copy_request_headers(headers)
     for name in list(kept):
         if name.lower() in names:
             del kept[name]

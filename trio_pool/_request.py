@@ -34,8 +34,11 @@ DEFAULT_USER_AGENT: Final = f"python-trio-pool/{__version__}"
 #: A header value meaning "do not send this header, nor its default".
 SKIP_HEADER: Final = "@@@SKIP_HEADER@@@"
 SKIPPABLE_HEADERS: Final = frozenset({"accept-encoding", "user-agent"})
-#: Methods that get ``Content-Length: 0`` when sent without a body.
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Methods that get no ``Content-Length: 0`` when sent without a body
+#: (urllib3's list); any other method, POST or PURGE say, gets one.
+_NO_CONTENT_METHODS = frozenset(
+    {"GET", "HEAD", "DELETE", "TRACE", "OPTIONS", "CONNECT"}
+)
 _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # What may go on the wire (RFC 9110 section 5): a token for the name; for the
@@ -119,9 +122,9 @@ def _framing(
     if b"content-length" in present or b"transfer-encoding" in present:
         return []
     if body.is_empty:
-        if method.upper().decode("ascii") in _BODY_METHODS:
-            return [(b"Content-Length", b"0")]
-        return []
+        if method.upper().decode("ascii") in _NO_CONTENT_METHODS:
+            return []
+        return [(b"Content-Length", b"0")]
     if body.length is None:
         return [(b"Transfer-Encoding", b"chunked")]
     return [(b"Content-Length", str(body.length).encode("ascii"))]
@@ -139,8 +142,11 @@ def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     if headers is None:
         return []
     try:
+        # Spaces and tabs around a value are not part of it (RFC 9110 5.5):
+        # urllib3 sends them, servers drop them; h11 refuses them, so they go.
         pairs = [
-            (_as_bytes(k, "ascii"), _as_bytes(v, "latin-1")) for k, v in _items(headers)
+            (_as_bytes(k, "ascii"), _as_bytes(v, "latin-1").strip(b" \t"))
+            for k, v in _items(headers)
         ]
     except UnicodeEncodeError as exc:
         raise InvalidHeader(

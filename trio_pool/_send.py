@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import trio
@@ -168,6 +168,7 @@ async def urlopen(
             method, headers = hop.method, hop.headers
             if hop.drop_body:
                 body = RequestBody(None)
+                options = replace(options, chunked=False)
             continue
 
         has_retry_after = "Retry-After" in response.headers
@@ -224,7 +225,7 @@ async def _redirect_hop(
         counted.remove_headers_on_redirect,
     )
     log.debug("Redirecting %s -> %s", attempt.url, step.url)
-    next_sender, url = _next_hop(sender, step.url, route)
+    next_sender, url = _next_hop(sender, step.url, location, route)
     # A redirect is followed even when its Retry-After would outlast the
     # caller's deadline: the next attempt then fails on its own.
     await _backoff(_retry_after(counted, response))
@@ -279,10 +280,15 @@ async def _count(
         return None
 
 
-def _next_hop(sender: Sender, new_url: str, route: Router | None) -> tuple[Sender, str]:
-    """The sender and URL for a redirect's target."""
+def _next_hop(
+    sender: Sender, new_url: str, location: str, route: Router | None
+) -> tuple[Sender, str]:
+    """The sender and URL for a redirect's target. A pool follows a
+    ``Location`` that is a path as it is given, as urllib3's pools do."""
     if route is not None:
         return route(new_url)
+    if location.startswith("/") and not location.startswith("//"):
+        return sender, location
     if sender.is_same_host(new_url):
         return sender, parse_url(new_url).request_uri
     return sender, new_url
