@@ -39,7 +39,14 @@ DEADLINE = 20
 
 @pytest.fixture(autouse=True)
 def _deadline(nursery: trio.Nursery) -> None:
-    nursery.cancel_scope.deadline = trio.current_time() + DEADLINE
+    """Fail, rather than hang, a test still running after DEADLINE seconds
+    (a task crashing in the fixture nursery cancels the test)."""
+
+    async def watchdog() -> None:
+        await trio.sleep(DEADLINE)
+        raise TimeoutError(f"test still running after {DEADLINE} s")
+
+    nursery.start_soon(watchdog)
 
 
 @pytest.fixture(scope="module")
@@ -285,8 +292,9 @@ async def test_goaway_streams_below_last_finish_the_rest_are_retried(
             # 7 were never processed and go to a new connection.
             nursery.start_soon(get, "/fault/goaway?wait_streams=3&last=3")
             await h2c.wait_until(lambda s: s.request_count >= 2)
-            nursery.start_soon(get, "/echo")
-            nursery.start_soon(get, "/echo")
+            # Slow enough to be open (3 streams) when the server counts.
+            nursery.start_soon(get, "/delay/0.3")
+            nursery.start_soon(get, "/delay/0.3")
         assert results.count(200) == 3
         assert pool.statistics().created == 2
         assert_h2_exact(pool)
