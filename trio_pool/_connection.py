@@ -113,6 +113,9 @@ class Connection:
         # ...and any stream over TCP (TLS too) can be polled at checkout.
         self._poll = raw
 
+    #: One exchange at a time (an HTTP/2 connection says True).
+    multiplexed = False
+
     def __repr__(self) -> str:
         return f"<Connection {self.state.value} at {id(self):#x}>"
 

@@ -21,6 +21,7 @@ __all__ = [
     "DependencyWarning",
     "EmptyPoolError",
     "FullPoolError",
+    "HTTP11Required",
     "HTTPError",
     "HTTPWarning",
     "HeaderParsingError",
@@ -145,6 +146,11 @@ class StreamRefusedError(NewConnectionError):
     (REFUSED_STREAM), above a GOAWAY's last stream, or on a connection that
     was closing. Never processed, so it is retried, on another connection,
     whatever the method (``Retry`` counts it as a connection error)."""
+
+
+class HTTP11Required(StreamRefusedError):
+    """The server reset an HTTP/2 stream with HTTP_1_1_REQUIRED: the pool
+    retries over HTTP/1.1 and remembers that for its origin."""
 
 
 class NameResolutionError(NewConnectionError):

@@ -52,6 +52,7 @@ import trio
 from ._connection import ConnState
 from ._exceptions import (
     ClosedPoolError,
+    HTTP11Required,
     IncompleteRead,
     ProtocolError,
     ReadTimeoutError,
@@ -160,6 +161,9 @@ class HTTP2Connection:
         )
         self._h2.initiate_connection()
         self._h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+
+    #: Carries several exchanges at once (see ``Connection.multiplexed``).
+    multiplexed = True
 
     def __repr__(self) -> str:
         return f"<HTTP2Connection {self.active}/{self.capacity} streams>"
@@ -671,10 +675,6 @@ class HTTP2Stream:
         self._released = True
         self._pieces.clear()
         self.conn._forget(self)
-
-
-class HTTP11Required(StreamRefusedError):
-    """The server reset the stream with HTTP_1_1_REQUIRED."""
 
 
 def _scheme_of(conn: HTTP2Connection) -> str:

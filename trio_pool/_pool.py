@@ -35,12 +35,13 @@ token, strand a connection, or crash a connection's task.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import trio
 
@@ -50,12 +51,12 @@ from ._exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
     EmptyPoolError,
+    HTTP11Required,
     LocationValueError,
     ReadTimeoutError,
 )
 from ._fields import encode_request
 from ._headers import HTTPHeaderDict, copy_request_headers
-from ._http2 import HTTP2Connection, HTTP11Required
 from ._http11 import HTTP11Connection
 from ._origin import Origin
 from ._protocol import RequestHead
@@ -71,6 +72,8 @@ from ._url import encode_target, parse_url
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    # Imported when a connection speaks HTTP/2: h2 is an optional extra.
+    from ._http2 import HTTP2Connection
     from ._tls import TLSConfig
 
 __all__ = ["HTTPConnectionPool", "PoolStatistics"]
@@ -225,6 +228,8 @@ class HTTPConnectionPool:
             )
         if http2_max_streams < 1:
             raise ValueError("http2_max_streams must be at least 1")
+        if http2:
+            _require_h2()
         self.origin = Origin.make(self.scheme, host, port)
         self.host = self.origin.host
         self.port = port
@@ -324,7 +329,7 @@ class HTTPConnectionPool:
         self._closed = True
         idle, self._idle = self._idle, {}
         for conn in idle:
-            conn.close() if isinstance(conn, HTTP2Connection) else conn.discard()
+            conn.close() if _is_h2(conn) else _h1(conn).discard()
         self._h2_room.clear()
 
     def _check_open(self) -> trio.Nursery:
@@ -486,14 +491,14 @@ class HTTPConnectionPool:
             idle = self._idle
             while idle:
                 conn, _ = idle.popitem()
-                if isinstance(conn, HTTP2Connection):
+                if _is_h2(conn):
                     if not conn.has_room():
                         continue  # draining: it closes by itself
                     self._reused += 1
                     self._lend_h2(lease, conn)
-                elif await conn.take():
+                elif await _h1(conn).take():
                     self._reused += 1
-                    self._lend(lease, conn)
+                    self._lend(lease, _h1(conn))
                 else:
                     continue
                 if self._trace:
@@ -502,6 +507,8 @@ class HTTPConnectionPool:
         stream = await self._open_probing(limits)
         self._created += 1
         if self._speaks_h2(stream):
+            from ._http2 import HTTP2Connection
+
             h2conn = HTTP2Connection(
                 stream, self, self.http2_max_streams, self._h2_changed
             )
@@ -637,7 +644,7 @@ class HTTPConnectionPool:
             return
         lease.released = True
         conn = lease.conn
-        if isinstance(conn, HTTP2Connection):
+        if _is_h2(conn):
             # The stream ends (reset if unfinished); the connection stays,
             # and its tokens go back with its last stream (_h2_changed).
             lease.http.release()
@@ -646,6 +653,7 @@ class HTTPConnectionPool:
             return
         kept = False
         if conn is not None:
+            conn = _h1(conn)
             self._in_use -= 1
             if reuse and lease.holds_token and not self._closed:
                 conn.make_idle(trio.current_time() + self.keepalive_expiry)
@@ -933,6 +941,24 @@ class HTTPConnectionPool:
             headers=encoded.headers,
             **urlopen_kw,
         )
+
+
+def _is_h2(conn: object) -> TypeGuard[HTTP2Connection]:
+    """Whether ``conn`` is an HTTP/2 connection (without importing h2)."""
+    return bool(getattr(conn, "multiplexed", False))
+
+
+def _require_h2() -> None:
+    """HTTP/2 needs the optional h2 package: say so when the pool is made."""
+    if importlib.util.find_spec("h2") is None:
+        raise ImportError(
+            "http2=True needs the h2 package: pip install 'trio-pool[http2]'"
+        )
+
+
+def _h1(conn: Connection | HTTP2Connection) -> Connection:
+    assert isinstance(conn, Connection)
+    return conn
 
 
 def _connection_facts(stream: trio.abc.Stream) -> dict[str, Any]:
