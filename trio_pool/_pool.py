@@ -257,8 +257,11 @@ class HTTPConnectionPool:
         self._created = 0
         self._reused = 0
         self._dropped = 0
+        self._init_h2_books(http2, http2_max_streams)
+
+    def _init_h2_books(self, http2: bool | str, max_streams: int) -> None:
         self.http2 = http2
-        self.http2_max_streams = http2_max_streams
+        self.http2_max_streams = max_streams
         # HTTP/2 books: connections with a free stream and a token already
         # held, requests waiting for room, and the first connection's probe
         # (while the origin's protocol is unknown, others wait for it).

@@ -171,20 +171,35 @@ async def urlopen(
                 options = replace(options, chunked=False)
             continue
 
-        has_retry_after = "Retry-After" in response.headers
-        if retries.is_retry(method, response.status, has_retry_after):
-            counted = await _count(retries, attempt, response, sender, redirect=False)
-            if counted is None:
-                return response
-            retries = counted
-            await response.drain_conn()
-            log.warning("Retry (%r) after status %s: %s", retries, response.status, url)
-            if not await _backoff(retries.sleep_time(response)):
-                return _out_of_time(retries, response, sender, url)
-            continue
+        again = await _status_retry(retries, attempt, response, sender)
+        if again is None:
+            return response
+        retries = again
 
+
+async def _status_retry(
+    retries: Retry, attempt: Attempt, response: HTTPResponse, sender: Sender
+) -> Retry | None:
+    """The policy to try again with after this response's status; None when
+    the response is to be returned (not a retry status, retries used up with
+    ``raise_on_status`` off, or no time left before the caller's deadline).
+
+    Raises:
+        MaxRetryError: retries used up, and the policy says to raise.
+    """
+    has_retry_after = "Retry-After" in response.headers
+    if not retries.is_retry(attempt.method, response.status, has_retry_after):
         response.retries = retries
-        return response
+        return None
+    counted = await _count(retries, attempt, response, sender, redirect=False)
+    if counted is None:
+        return None
+    await response.drain_conn()
+    log.warning("Retry (%r) after status %s: %s", counted, response.status, attempt.url)
+    if not await _backoff(counted.sleep_time(response)):
+        _out_of_time(counted, response, sender, attempt.url)
+        return None
+    return counted
 
 
 class _Hop(NamedTuple):
@@ -296,15 +311,15 @@ def _next_hop(
 
 def _out_of_time(
     retries: Retry, response: HTTPResponse, sender: Sender, url: str
-) -> HTTPResponse:
-    """A status retry that the caller's deadline leaves no time for."""
+) -> None:
+    """A status retry that the caller's deadline leaves no time for: raise,
+    or (``raise_on_status`` off) let the response be returned."""
     if retries.raise_on_status:
         reason = ResponseError(
             ResponseError.SPECIFIC_ERROR.format(status_code=response.status)
         )
         raise MaxRetryError(sender, url, reason)
     response.retries = retries
-    return response
 
 
 def _retry_after(retries: Retry, response: HTTPResponse) -> float:
