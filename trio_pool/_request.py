@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Final
 
 from ._body import RequestBody
@@ -76,27 +77,44 @@ def build_head(
         ValueError: ``SKIP_HEADER`` on a header that has no default.
         InvalidHeader: a header that cannot be encoded.
     """
-    wire_method = _check_method(method)
+    wire_method = _METHODS.get(method) if type(method) is str else None
+    if wire_method is None:
+        wire_method = _check_method(method)
     given = _encode_headers(headers)
-    present = {name.lower() for name, _ in given}
+    # Most requests carry no headers of their own: no set to build then.
+    present = {name.lower() for name, _ in given} if given else _NONE
     lines: list[tuple[bytes, bytes]] = []
     if host is not None and b"host" not in present:
         lines.append((b"Host", host))
     if b"accept-encoding" not in present:
-        lines.append((b"Accept-Encoding", b"identity"))
-    lines += _framing(wire_method, body, chunked, present)
+        lines.append(_ACCEPT_ENCODING)
+    framing = _framing(wire_method, body, chunked, present)
+    lines += framing
     if b"user-agent" not in present:
-        lines.append((b"User-Agent", _USER_AGENT))
-    lines += [(name, value) for name, value in given if value != _SKIP]
+        lines.append(_USER_AGENT_LINE)
+    if given:
+        lines += [(name, value) for name, value in given if value != _SKIP]
     return RequestHead(
         method=wire_method,
         target=target.encode("ascii", "replace"),
         headers=lines,
         body_length=body.length,
         has_body=not body.is_empty,
-        chunked=chunked or _is_chunked(lines),
+        chunked=chunked
+        or (bool(framing) and framing[0][0] == b"Transfer-Encoding")
+        or (b"transfer-encoding" in present and _is_chunked(lines)),
         url=url,
     )
+
+
+_NONE: Final[frozenset[bytes]] = frozenset()
+_ACCEPT_ENCODING: Final = (b"Accept-Encoding", b"identity")
+_USER_AGENT_LINE: Final = (b"User-Agent", _USER_AGENT)
+#: Methods already checked, as sent (the standard ones to begin with).
+_METHODS: dict[str, bytes] = {
+    m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+}
+_METHODS_MAX = 64
 
 
 _SKIP: Final = SKIP_HEADER.encode()
@@ -108,11 +126,13 @@ def _check_method(method: str) -> bytes:
     wire = method.encode("ascii", "replace") if isinstance(method, str) else method
     if not _TOKEN_RE.fullmatch(wire):
         raise ValueError(f"Invalid HTTP method: {method!r}")
+    if type(method) is str and len(_METHODS) < _METHODS_MAX:
+        _METHODS[method] = wire
     return wire
 
 
 def _framing(
-    method: bytes, body: RequestBody, chunked: bool, present: set[bytes]
+    method: bytes, body: RequestBody, chunked: bool, present: AbstractSet[bytes]
 ) -> list[tuple[bytes, bytes]]:
     """The framing header urllib3 would add, if the caller set none."""
     if chunked:

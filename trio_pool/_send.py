@@ -64,9 +64,11 @@ class RequestOptions:
     decode_content: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One try of a request, as the loop hands it to a :class:`Sender`.
+
+    (A named tuple rather than a frozen dataclass: one is made per attempt,
+    and a frozen dataclass pays a call per field to be made.)
 
     Attributes:
         method: the method.
