@@ -247,6 +247,7 @@ class HTTPConnectionPool:
         self._global_limiter = global_limiter
         self._trace = trace
         self._host_header = self.origin.authority.encode("ascii")
+        self._origin_text = str(self.origin)
         self._limiter = trio.CapacityLimiter(maxsize)
         self._idle: dict[Connection | HTTP2Connection, None] = {}
         self._conns: set[Connection] = set()
@@ -373,7 +374,14 @@ class HTTPConnectionPool:
             return await self._acquire_multiplexed()
         lease = _Lease(self, holds_token=True)
         if self.block:
-            await self._limiter.acquire_on_behalf_of(lease)
+            # Only a contended limiter is waited on (FIFO, a checkpoint); a
+            # free token is taken at once: the exchange's first send is this
+            # request's checkpoint, and a schedule point here costs more
+            # than the rest of the checkout.
+            try:
+                self._limiter.acquire_on_behalf_of_nowait(lease)
+            except trio.WouldBlock:
+                await self._limiter.acquire_on_behalf_of(lease)
         else:
             try:
                 self._limiter.acquire_on_behalf_of_nowait(lease)
@@ -762,15 +770,16 @@ class HTTPConnectionPool:
         response_head = early if early is not None else await http.receive_response()
         if self._trace:
             self._emit("response", started, status=response_head.status)
-        log.debug(
-            '%s "%s %s HTTP/%s" %s %s',
-            self.origin,
-            attempt.method,
-            attempt.url,
-            {11: "1.1", 10: "1.0", 20: "2"}[response_head.version],
-            response_head.status,
-            response_head.headers.get("Content-Length", "-"),
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                '%s "%s %s HTTP/%s" %s %s',
+                self.origin,
+                attempt.method,
+                attempt.url,
+                {11: "1.1", 10: "1.0", 20: "2"}[response_head.version],
+                response_head.status,
+                response_head.headers.get("Content-Length", "-"),
+            )
         return HTTPResponse(
             status=response_head.status,
             reason=response_head.reason,
@@ -826,7 +835,7 @@ class HTTPConnectionPool:
         """``url`` made absolute on this pool's origin (for responses and
         redirects)."""
         if url.startswith("/"):
-            return f"{self.origin}{url}"
+            return self._origin_text + url
         return url
 
     def is_same_host(self, url: str) -> bool:
