@@ -69,7 +69,7 @@ def docs(session: nox.Session) -> None:
     The code examples in the docs are run by ``tests/test_docs.py`` (part of
     ``nox -s tests``), not here.
     """
-    session.install("-e", ".[docs]")
+    session.install("-e", ".[docs,http2]")
     session.run(
         "sphinx-build",
         "-W",

@@ -20,8 +20,8 @@ import trustme
 from tests.integration import test_https as https
 from tests.unit.test_tls import issue_cn_only
 from trio_pool import HTTPSConnectionPool, MaxRetryError, SSLError, TraceEvent
-from trio_pool._transport import start_tls
 from trio_pool._tls import TLSConfig
+from trio_pool._transport import start_tls
 from trio_pool.testing import Server, open_server
 
 # pytest takes fixtures from module attributes: test_https's, shared here.
