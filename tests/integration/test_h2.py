@@ -12,7 +12,7 @@ import pytest
 import trio
 import trustme
 
-from tests.unit.test_cancel_points import CancelAtStep
+from tests.unit.test_cancel_points import cancel_at_each_step
 from trio_pool import (
     HTTPConnectionPool,
     HTTPSConnectionPool,
@@ -148,27 +148,17 @@ async def follow_redirect(pool: HTTPConnectionPool) -> None:
 async def test_cancel_at_every_checkpoint_over_h2(
     h2c: H2Server, flavour: Callable[[HTTPConnectionPool], Awaitable[None]]
 ) -> None:
-    task = trio.lowlevel.current_task()
     async with h2c_pool(h2c, maxsize=2, block=True) as pool:
         await small_get(pool)
-        step = 0
-        while True:
-            step += 1
-            scope = trio.CancelScope()
-            instrument = CancelAtStep(task, step, scope)
-            trio.lowlevel.add_instrument(instrument)
-            try:
-                with scope:
-                    await flavour(pool)
-            finally:
-                trio.lowlevel.remove_instrument(instrument)
+
+        async def check() -> None:
             assert_h2_exact(pool)
             await small_get(pool)
             assert_h2_exact(pool)
-            if not scope.cancelled_caught:
-                break
+
+        steps = await cancel_at_each_step(lambda: flavour(pool), check)
         # An h2 GET waits only at checkout and for its response: few steps.
-        assert step > 1, f"only {step} checkpoints: suspiciously few"
+        assert steps > 1, f"only {steps} checkpoints: suspiciously few"
         # The connection stayed in the pool through every cancellation.
         assert pool.statistics().created == 1
         assert pool.statistics().h2_connections == 1

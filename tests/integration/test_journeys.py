@@ -18,7 +18,7 @@ import trio.testing
 
 from tests.integration import proxies
 from tests.integration.proxies import Socks, Squid, TargetCA
-from tests.unit.test_cancel_points import CancelAtStep
+from tests.unit.test_cancel_points import cancel_at_each_step
 from trio_pool import (
     HTTPConnectionPool,
     PoolManager,
@@ -103,25 +103,15 @@ async def cancel_at_every_step(
 ) -> int:
     """Cancel ``request`` at its k-th scheduling step for k = 1, 2, ...;
     returns how many steps the uncancelled request took."""
-    task = trio.lowlevel.current_task()
     await request()  # a warm connection, so reuse paths are covered too
-    step = 0
-    while True:
-        step += 1
-        scope = trio.CancelScope()
-        instrument = CancelAtStep(task, step, scope)
-        trio.lowlevel.add_instrument(instrument)
-        try:
-            with scope:
-                await request()
-        finally:
-            trio.lowlevel.remove_instrument(instrument)
+
+    async def check() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert_exact(pool())
         await request()
         assert_exact(pool())
-        if not scope.cancelled_caught:
-            return step
+
+    return await cancel_at_each_step(request, check)
 
 
 async def test_cancel_at_every_checkpoint_over_https(

@@ -35,6 +35,29 @@ class CancelAtStep(trio.abc.Instrument):
                 self.scope.cancel()
 
 
+async def cancel_at_each_step(
+    call: Callable[[], Awaitable[object]], check: Callable[[], Awaitable[None]]
+) -> int:
+    """Run ``call`` cancelled at its k-th step for k = 1, 2, ... until it
+    completes untouched, awaiting ``check`` after each run; the number of
+    runs (the request's checkpoints, plus one)."""
+    task = trio.lowlevel.current_task()
+    step = 0
+    while True:
+        step += 1
+        scope = trio.CancelScope()
+        instrument = CancelAtStep(task, step, scope)
+        trio.lowlevel.add_instrument(instrument)
+        try:
+            with scope:
+                await call()
+        finally:
+            trio.lowlevel.remove_instrument(instrument)
+        await check()
+        if not scope.cancelled_caught:
+            return step
+
+
 async def reply(ex: Exchange) -> Reply:
     if ex.request.target == b"/503" and ex.connection_number % 2:
         return Reply(status=503, headers=[("Retry-After", "1")])
@@ -97,26 +120,16 @@ async def test_cancel_at_every_checkpoint(
     flavour: Callable[[HTTPConnectionPool], Awaitable[None]],
     lockstep: bool,
 ) -> None:
-    task = trio.lowlevel.current_task()
     async with MemoryPool(
         servers, reply, maxsize=2, block=True, lockstep=lockstep
     ) as pool:
         await small_get(pool)  # so that reuse paths are exercised too
-        step = 0
-        while True:
-            step += 1
-            scope = trio.CancelScope()
-            instrument = CancelAtStep(task, step, scope)
-            trio.lowlevel.add_instrument(instrument)
-            try:
-                with scope:
-                    await flavour(pool)
-            finally:
-                trio.lowlevel.remove_instrument(instrument)
+
+        async def check() -> None:
             await trio.testing.wait_all_tasks_blocked()
             assert_exact(pool)
             await small_get(pool)
             assert_exact(pool)
-            if not scope.cancelled_caught:
-                break
-        assert step > 3, f"only {step} checkpoints: suspiciously few"
+
+        steps = await cancel_at_each_step(lambda: flavour(pool), check)
+        assert steps > 3, f"only {steps} checkpoints: suspiciously few"
