@@ -36,7 +36,6 @@ retries on another connection whatever the method.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from typing import Any
@@ -132,7 +131,6 @@ class HTTP2Connection:
         self.settings_seen = trio.Event()
         self.failure: BaseException | None = None
         self.token_lease: object = None  # the lease whose tokens it holds
-        self.idle_deadline = math.inf
         self._on_change = on_change
         self._streams: dict[int, HTTP2Stream] = {}
         self._life = trio.CancelScope()
@@ -194,7 +192,6 @@ class HTTP2Connection:
 
     def set_idle_deadline(self, deadline: float) -> None:
         """Close (with GOAWAY) at ``deadline`` unless a stream starts first."""
-        self.idle_deadline = deadline
         self._life.deadline = deadline
 
     def close(self) -> None:

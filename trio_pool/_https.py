@@ -157,9 +157,9 @@ class HTTPSConnectionPool(HTTPConnectionPool):
     async def send_once(self, attempt: Attempt) -> HTTPResponse:
         """As for :class:`HTTPConnectionPool`; warns first when certificates
         are not verified (``InsecureRequestWarning``, once per request, as in
-        urllib3)."""
-        config, _ = self._tls()
-        if not config.verified:
+        urllib3). The check reads the config made for the pool's newest
+        connection: no per-request rebuild, which only new connections need."""
+        if not self._tls_config.verified:
             warn_unverified(self.host)
         return await super().send_once(attempt)
 

@@ -67,7 +67,7 @@ class Origin:
         return cls.make(parsed.scheme, parsed.host, parsed.port)
 
     @property
-    def default_port(self) -> bool:
+    def has_default_port(self) -> bool:
         """Whether the port is the scheme's default (and so left unsaid)."""
         return self.port == DEFAULT_PORTS[self.scheme]
 
@@ -76,7 +76,7 @@ class Origin:
         """``host:port`` as a ``Host`` header or CONNECT target writes it:
         IPv6 in brackets, the port left out when it is the default."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.default_port else f"{host}:{self.port}"
+        return host if self.has_default_port else f"{host}:{self.port}"
 
     @property
     def tunnel_authority(self) -> str:
