@@ -36,6 +36,7 @@ retries on another connection whatever the method.
 
 from __future__ import annotations
 
+import ssl
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from typing import Any
@@ -83,6 +84,7 @@ _CONNECTION_HEADERS = frozenset(
 _REFUSED = (h2.errors.ErrorCodes.REFUSED_STREAM,)
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _H1_REQUIRED = h2.errors.ErrorCodes.HTTP_1_1_REQUIRED
+_Bytes = bytes | bytearray
 
 
 class _H2(h2.connection.H2Connection):
@@ -138,6 +140,8 @@ class HTTP2Connection:
         self._room = trio.Event()
         self._queued = 0
         self._unacked = 0
+        # What the reader took from h2 for the writer (acks), oldest first.
+        self._outbox: list[bytes] = []
         # Request heads are checked by ``_request`` before any I/O (and
         # lower-cased in ``_request_headers``): h2 need not check them again.
         # What the server sends is still checked.
@@ -227,7 +231,7 @@ class HTTP2Connection:
                 scope.shield = True
                 if self.failure is None or isinstance(self.failure, ClosedPoolError):
                     self._h2.close_connection()
-                    data = self._h2.data_to_send()
+                    data = self._outgoing()
                     if data:
                         await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -237,9 +241,18 @@ class HTTP2Connection:
         finally:
             await trio.aclose_forcefully(self.stream)
 
+    def _outgoing(self) -> bytes:
+        """Everything queued for the server, in the order h2 produced it."""
+        data = self._h2.data_to_send()
+        if self._outbox:
+            self._outbox.append(data)
+            data = b"".join(self._outbox)
+            self._outbox.clear()
+        return data
+
     async def _writer(self) -> None:
         while True:
-            data = self._h2.data_to_send()
+            data = self._outgoing()
             if data:
                 self._queued = 0
                 room, self._room = self._room, trio.Event()
@@ -274,6 +287,7 @@ class HTTP2Connection:
             await trio.lowlevel.checkpoint()
 
     async def _reader(self) -> str:
+        drain = _tls_drain(self.stream)
         while True:
             try:
                 data = await self.stream.receive_some(_RECEIVE_SIZE)
@@ -283,6 +297,8 @@ class HTTP2Connection:
             if not data:
                 self._fail(ProtocolError("The server closed the HTTP/2 connection"))
                 return "closed by the server"
+            if drain is not None:
+                data = drain(data)
             try:
                 events = self._h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
@@ -292,7 +308,12 @@ class HTTP2Connection:
                 return "protocol error"
             for event in events:
                 self._dispatch(event)
-            self.poke()
+            # Most reads make h2 answer nothing: the writer is woken only
+            # when there is something (acks, window credit) to send.
+            acks = self._h2.data_to_send()
+            if acks:
+                self._outbox.append(acks)
+                self.poke()
             if self.draining and self.active == 0:
                 return "server sent GOAWAY"
 
@@ -672,6 +693,40 @@ class HTTP2Stream:
         self._released = True
         self._pieces.clear()
         self.conn._forget(self)
+
+
+def _tls_drain(stream: trio.abc.Stream) -> Callable[[_Bytes], _Bytes] | None:
+    """For a TLS stream: a function that adds to what ``receive_some``
+    returned every record already received and decryptable, or None.
+
+    trio's ``SSLStream.receive_some`` returns one TLS record per call, and
+    each call is a trip through the run loop; a server that sends each
+    response in a record of its own (nginx does) would cost a pass per
+    response. The records were read from the socket together, so they are
+    decrypted here at once. Only the reader receives, and nothing here
+    awaits, so trio's SSLStream sees the same sequence of SSLObject calls
+    it would make itself; anything OpenSSL queues to send meanwhile (a TLS
+    1.3 KeyUpdate answer) stays in order in the outgoing buffer, which
+    trio's next receive or send flushes first. Any error is left for that
+    next ``receive_some`` to raise as trio does.
+    """
+    ssl_object = getattr(stream, "_ssl_object", None)
+    if not isinstance(stream, trio.SSLStream) or not isinstance(
+        ssl_object, ssl.SSLObject
+    ):
+        return None
+    read = ssl_object.read
+
+    def drain(first: _Bytes) -> _Bytes:
+        parts: list[_Bytes] = [first]
+        try:
+            while piece := read(_RECEIVE_SIZE):
+                parts.append(piece)
+        except ssl.SSLError:  # SSLWantReadError: nothing more decryptable yet
+            pass
+        return first if len(parts) == 1 else b"".join(parts)
+
+    return drain
 
 
 def _scheme_of(conn: HTTP2Connection) -> str:
