@@ -24,27 +24,35 @@ The hot path
 h11 checks every request head and parses every response head and decides
 its framing; what it costs beyond that is kept off the common path:
 
-* the header lines of a request are validated by h11 once per distinct set
-  (a pool sends the same few again and again): h11's own validated
-  ``Headers`` are remembered and handed to the next ``h11.Request``, which
-  still checks the method, the target and the ``Host`` rule;
-* a ``Content-Length`` body that has not all arrived with the head is read
-  straight from the stream, counted against the length h11 parsed, instead
-  of being copied through h11's buffer (twice: into it, and out as
-  ``Data``). h11 is then left behind mid-body, so the next exchange gets a
-  fresh ``h11.Connection``, if h11 said (when it read the head) that the
-  connection may be kept alive.
+* a request is validated by h11 once per distinct method, target and
+  header lines (a pool sends the same few again and again): the
+  ``h11.Request`` event is remembered and sent again as it is (h11 never
+  changes an event), and h11's validated ``Headers`` of each header set are
+  remembered too, for new targets with known headers;
+* a ``Content-Length`` body is read past h11 once h11 has parsed the head:
+  first the bytes h11 had buffered beyond the head, then straight from the
+  stream, counted against the length h11 parsed and checked; instead of
+  passing every byte through h11's buffer and out again as ``Data`` and
+  ``EndOfMessage`` events. Which responses have such a body is h11's rule
+  (:func:`_length_framed`: none after HEAD, a 204 or 304). h11 is then left
+  behind mid-body, so the next exchange gets a fresh ``h11.Connection``, if
+  h11 said (when it read the head) that the connection may be kept alive
+  and nothing came after the body;
+* a plain TCP stream is read and written through its trio socket, as
+  ``SocketStream`` does it but without its wrapper layers; errors are
+  translated in an ``except`` clause, which costs nothing when there is none.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Any
+from typing import Any, TypeVar
 
 import h11
 import trio
 
 from ._exceptions import (
+    HTTPError,
     IncompleteRead,
     InvalidChunkLength,
     InvalidHeader,
@@ -67,30 +75,45 @@ _PREFETCH_LIMIT = 1024 * 1024
 _VERSIONS = {b"1.1": 11, b"1.0": 10}
 #: Header sets h11 has validated, by their lines: h11's ``Headers`` for each.
 _VALIDATED: dict[tuple[tuple[bytes, bytes], ...], Any] = {}
-_VALIDATED_MAX = 256
+#: Whole request events h11 has validated, by method, target and lines.
+_REQUESTS: dict[tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...]], h11.Request] = {}
+_CACHE_MAX = 256
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def _h11_request(head: RequestHead) -> h11.Request:
-    """h11's request event for ``head``; h11 checks every byte of it (the
-    header lines once per distinct set: see the module's docstring).
+    """h11's request event for ``head``; h11 checks every byte of it (once
+    per distinct request, and the header lines once per distinct set: see
+    the module's docstring). h11 never changes an event it is given, so a
+    remembered one is sent again as it is.
 
     Raises:
         InvalidHeader: a header line or target that may not be sent.
     """
-    key = tuple(head.headers)
-    known = _VALIDATED.get(key)
+    lines = tuple(head.headers)
+    key = (head.method, head.target, lines)
+    request = _REQUESTS.get(key)
+    if request is not None:
+        return request
+    known = _VALIDATED.get(lines)
     try:
-        if known is not None:
-            return h11.Request(method=head.method, target=head.target, headers=known)
         request = h11.Request(
-            method=head.method, target=head.target, headers=head.headers
+            method=head.method,
+            target=head.target,
+            headers=head.headers if known is None else known,
         )
     except h11.LocalProtocolError as exc:
         raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
-    if len(_VALIDATED) >= _VALIDATED_MAX:
-        _VALIDATED.clear()
-    _VALIDATED[key] = request.headers
+    _remember(_VALIDATED, lines, request.headers)
+    _remember(_REQUESTS, key, request)
     return request
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def _response_head(event: h11.Response) -> tuple[ResponseHead, int | None, bool]:
@@ -134,8 +157,12 @@ class HTTP11Connection:
         "_h11",
         "_heard",
         "_in_body",
+        "_method",
+        "_pending",
         "_prefetched",
         "_read_timeout",
+        "_sock",
+        "_stray",
         "_url",
         "owner",
         "stream",
@@ -145,7 +172,11 @@ class HTTP11Connection:
     def __init__(self, stream: trio.abc.Stream, owner: object = None) -> None:
         self.stream = stream
         self.owner = owner
+        # A plain TCP stream is read and written through its socket: the
+        # same calls SocketStream makes, without its layer of wrappers.
+        self._sock = stream.socket if type(stream) is trio.SocketStream else None
         self._url = ""
+        self._method = b""
         self._read_timeout: float | None = None
         self._h11 = h11.Connection(
             h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES
@@ -156,8 +187,11 @@ class HTTP11Connection:
         self._eof = False  # the server closed its side
         self._heard = False  # bytes arrived since this exchange began
         self._in_body = False  # the response head is in, its body is not
-        # The rest of a Content-Length body is read past h11, from the stream.
+        # A Content-Length body is read past h11: what h11 had buffered
+        # beyond the head (``_pending``), then the stream itself.
         self._direct = False
+        self._pending = b""
+        self._stray = False  # bytes came after such a body
         # Body pieces of an early answer, read while the upload was stopped.
         self._prefetched: list[bytes] | None = None
         #: A chunked body's trailer fields, once its end has been read.
@@ -189,6 +223,7 @@ class HTTP11Connection:
         is then not reusable.
         """
         self._url = head.url
+        self._method = head.method
         self._read_timeout = read_timeout
         self.trailers = None
         self._heard = False
@@ -201,16 +236,22 @@ class HTTP11Connection:
                 data += self._h11.send(h11.EndOfMessage()) or b""
             except h11.LocalProtocolError as exc:  # e.g. a Content-Length > 0
                 raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
-            with self._translate("send"):
-                await self._send(data)
+            await self._send(data)
             return None
         await self._send_event(request)
         if watch_for_answer:
             return await self._send_body_watching(body)
         return await self._send_body(body)
 
-    def _translate(self, phase: str) -> translate_errors:
-        return translate_errors(phase, pool=self.owner, url=self._url)
+    def _raise_translated(self, phase: str, exc: Exception) -> None:
+        """Raise trio_pool's error for a trio, ssl or OS error ``exc``; for
+        anything else return, and the caller re-raises ``exc``."""
+        if isinstance(exc, HTTPError):
+            return
+        where = translate_errors(phase, pool=self.owner, url=self._url)
+        translated = where.translate(exc)
+        if translated is not None:
+            raise translated[0] from translated[1]
 
     async def _send_chunks(self, body: AsyncIterable[bytes]) -> None:
         async for chunk in body:
@@ -292,12 +333,11 @@ class HTTP11Connection:
             self._prefetched = chunks
 
     async def _send_event(self, event: Any) -> None:
-        with self._translate("send"):
-            try:
-                data = self._h11.send(event)
-            except h11.LocalProtocolError as exc:
-                raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
-            await self._send(data)
+        try:
+            data = self._h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
+        await self._send(data)
 
     def _wait_limit(self) -> float | None:
         """The read timeout the next wait needs a scope for: None without
@@ -310,20 +350,36 @@ class HTTP11Connection:
         return limit
 
     async def _send(self, data: bytes | None) -> None:
+        """Write ``data`` within the write timeout, errors translated."""
         if not data:
             return
-        limit = self._wait_limit()
-        if limit is None:
-            await self.stream.send_all(data)
-            return
-        with trio.move_on_after(limit) as scope:
-            await self.stream.send_all(data)
+        try:
+            limit = self._wait_limit()
+            if limit is None:
+                await self._write(data)
+                return
+            with trio.move_on_after(limit) as scope:
+                await self._write(data)
+        except Exception as exc:
+            self._raise_translated("send", exc)
+            raise
         if scope.cancelled_caught:
             raise ReadTimeoutError(
                 self.owner,
                 self._url,
                 f"Write timed out. (write timeout={self._read_timeout})",
             )
+
+    async def _write(self, data: bytes) -> None:
+        sock = self._sock
+        if sock is None:
+            await self.stream.send_all(data)
+            return
+        sent = await sock.send(data)
+        if sent < len(data):
+            with memoryview(data) as view:
+                while sent < len(data):
+                    sent += await sock.send(view[sent:])
 
     async def _early_response(self) -> ResponseHead | None:
         """After a failed send: a response the server managed to send first."""
@@ -345,6 +401,10 @@ class HTTP11Connection:
                 head, self._expected, self._chunked = _response_head(event)
                 self._body_read = 0
                 self._in_body = True
+                if self._expected is not None and _length_framed(
+                    self._method, head.status
+                ):
+                    self._read_past_h11()
                 return head
             if isinstance(event, h11.InformationalResponse):
                 continue
@@ -353,6 +413,14 @@ class HTTP11Connection:
                 if isinstance(event, h11.ConnectionClosed)
                 else f"Unexpected event before the response: {event!r}"
             )
+
+    def _read_past_h11(self) -> None:
+        """From here the body is read without h11 (see the module's
+        docstring): first what h11 buffered beyond the head, then the stream."""
+        self._pending, closed = self._h11.trailing_data
+        self._eof = self._eof or closed
+        self._stray = False
+        self._direct = True
 
     async def receive_data(self) -> bytes:
         """The next piece of the response body; ``b""`` at its end."""
@@ -366,11 +434,6 @@ class HTTP11Connection:
             except h11.RemoteProtocolError as exc:
                 raise self._protocol_error(exc, self._in_body) from exc
             if event is h11.NEED_DATA:
-                if self._expected is not None and self._in_body:
-                    # h11's buffer is empty and the length is known: the
-                    # rest need not pass through h11.
-                    self._direct = True
-                    return await self._receive_direct()
                 await self._receive()
                 continue
             if type(event) is h11.Data:
@@ -388,13 +451,20 @@ class HTTP11Connection:
         """The next piece of a Content-Length body, from the stream itself."""
         assert self._expected is not None
         left = self._expected - self._body_read
+        pending = self._pending
         if left <= 0:
             self._in_body = False
+            # Bytes beyond the body would pass for the next response.
+            self._stray = self._stray or bool(pending)
             return b""
-        data = await self._receive_some(min(left, _RECEIVE_SIZE))
-        if not data:
-            self._eof = True
-            raise IncompleteRead(self._body_read, left)
+        if pending:
+            data: bytes | bytearray = pending[:left]
+            self._pending = pending[len(data) :]
+        else:
+            data = await self._receive_some(min(left, _RECEIVE_SIZE))
+            if not data:
+                self._eof = True
+                raise IncompleteRead(self._body_read, left)
         self._body_read += len(data)
         return data if type(data) is bytes else bytes(data)
 
@@ -435,22 +505,34 @@ class HTTP11Connection:
         self._h11.receive_data(data if type(data) is bytes else bytes(data))
 
     async def _receive_some(self, size: int) -> bytes | bytearray:
-        with self._translate("receive"):
+        sock = self._sock
+        try:
             limit = self._wait_limit()
             if limit is None:
-                data = await self.stream.receive_some(size)
+                if sock is None:
+                    data = await self.stream.receive_some(size)
+                else:
+                    data = await sock.recv(size)
             else:
                 with trio.move_on_after(limit) as scope:
-                    data = await self.stream.receive_some(size)
+                    data = await self._read(size)
                 if scope.cancelled_caught:
                     raise ReadTimeoutError(
                         self.owner,
                         self._url,
                         f"Read timed out. (read timeout={self._read_timeout})",
                     )
+        except Exception as exc:
+            self._raise_translated("receive", exc)
+            raise
         if data:
             self._heard = True
         return data
+
+    async def _read(self, size: int) -> bytes | bytearray:
+        if self._sock is None:
+            return await self.stream.receive_some(size)
+        return await self._sock.recv(size)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -470,6 +552,8 @@ class HTTP11Connection:
             self._direct = False
             if conn.our_state is not h11.DONE or self._in_body or self._eof:
                 return False
+            if self._stray or self._pending:
+                return False
             self._h11 = h11.Connection(
                 h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES
             )
@@ -481,6 +565,15 @@ class HTTP11Connection:
             conn.start_next_cycle()
             return True
         return False
+
+
+def _length_framed(method: bytes, status: int) -> bool:
+    """Whether a final response with a Content-Length has a body of that
+    length: h11's rule (RFC 9112 section 6.3), which reads none after HEAD,
+    a 204 or 304, or a successful CONNECT."""
+    if method == b"HEAD" or status == 204 or status == 304:
+        return False
+    return not (method == b"CONNECT" and 200 <= status < 300)
 
 
 def _stops_upload(head: ResponseHead) -> bool:

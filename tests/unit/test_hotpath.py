@@ -165,6 +165,73 @@ async def test_stray_bytes_after_body_read_past_h11(nursery: trio.Nursery) -> No
         assert pool.statistics().created == 2
 
 
+async def test_whole_small_response_in_one_write(nursery: trio.Nursery) -> None:
+    # Head and body arrive together: the body comes from what h11 buffered.
+    async def respond(stream: trio.SocketStream, number: int) -> bool:
+        body = b"%05d" % number
+        await stream.send_all(_head(5) + body)
+        return True
+
+    port = await start_server(nursery, respond)
+    async with HTTPConnectionPool("127.0.0.1", port) as pool:
+        for n in range(1, 4):
+            response = await pool.request("GET", "/", preload_content=False)
+            assert await response.read(2) == (b"%05d" % n)[:2]
+            assert await response.read() == (b"%05d" % n)[2:]
+        assert pool.statistics().created == 1
+
+
+async def test_stray_bytes_in_the_same_write_as_the_body(
+    nursery: trio.Nursery,
+) -> None:
+    async def respond(stream: trio.SocketStream, number: int) -> bool:
+        if number == 1:
+            await stream.send_all(_head(2) + b"ok" + _head(5) + b"STRAY")
+            return True
+        await stream.send_all(_head(4) + b"next")
+        return True
+
+    port = await start_server(nursery, respond)
+    async with HTTPConnectionPool("127.0.0.1", port) as pool:
+        assert (await pool.request("GET", "/")).data == b"ok"
+        assert (await pool.request("GET", "/")).data == b"next"
+        assert pool.statistics().created == 2
+
+
+async def test_close_right_after_a_whole_body(nursery: trio.Nursery) -> None:
+    # The body is complete and the server closed: the body is good, the
+    # connection is not reused.
+    async def respond(stream: trio.SocketStream, number: int) -> bool:
+        await stream.send_all(_head(2) + b"ok")
+        return False
+
+    port = await start_server(nursery, respond)
+    async with HTTPConnectionPool("127.0.0.1", port) as pool:
+        for _ in range(3):
+            assert (await pool.request("GET", "/")).data == b"ok"
+        assert pool.statistics().created == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)]
+)
+async def test_no_body_despite_a_content_length(
+    nursery: trio.Nursery, method: str, status: int
+) -> None:
+    # h11's framing rule: no body follows, whatever the Content-Length says.
+    async def respond(stream: trio.SocketStream, number: int) -> bool:
+        await stream.send_all(_head(100).replace(b"200 OK", b"%d X" % status))
+        return True
+
+    port = await start_server(nursery, respond)
+    async with HTTPConnectionPool("127.0.0.1", port, timeout=2) as pool:
+        for _ in range(2):
+            response = await pool.request(method, "/", retries=False)
+            assert (response.status, response.data) == (status, b"")
+        stats = pool.statistics()
+        assert (stats.created, stats.reused, stats.idle) == (1, 1, 1)
+
+
 async def test_remembered_header_sets_go_out_unchanged(nursery: trio.Nursery) -> None:
     heads: list[bytes] = []
 
