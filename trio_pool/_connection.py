@@ -145,6 +145,26 @@ class Connection:
             if scope is not None:
                 scope.cancel()
 
+    @property
+    def takes_at_once(self) -> bool:
+        """Whether :meth:`take_at_once` can take it (plain TCP)."""
+        return self._socket is not None
+
+    def take_at_once(self) -> bool:
+        """:meth:`take` for a plain TCP connection, which needs no hand-off:
+        cancelling ``wait_readable`` unregisters it synchronously, so the
+        stream is ours at once; a poll tells whether it is still open."""
+        assert self._socket is not None
+        self.state = ConnState.ACTIVE
+        self._lends += 1
+        self._watch_from = math.inf
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+        if _readable_now(self._socket):
+            self.discard()
+            return False
+        return True
+
     async def take(self) -> bool:
         """Take an idle connection out of its task's watch, for a request.
 
@@ -152,19 +172,12 @@ class Connection:
         should try another). If cancelled while waiting for the hand-off, the
         connection is discarded.
         """
+        if self._socket is not None:
+            return self.take_at_once()
         self.state = ConnState.ACTIVE
         self._lends += 1
         self._watch_from = math.inf
         scope = self._watch_scope
-        if self._socket is not None:
-            # Cancelling wait_readable unregisters it synchronously, so the
-            # stream is ours at once; a poll tells whether it is still open.
-            if scope is not None:
-                scope.cancel()
-            if _readable_now(self._socket):
-                self.discard()
-                return False
-            return True
         if scope is None:
             # The task has not started watching: nothing to hand over.
             if self._poll is not None and _readable_now(self._poll):

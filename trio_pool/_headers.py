@@ -130,6 +130,21 @@ class HTTPHeaderDict(MutableMapping[str, str]):
         # Most headers have a single value; skip the join for them.
         return vals[1] if len(vals) == 2 else ", ".join(vals[1:])
 
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str | _T) -> str | _T: ...
+
+    def get(self, key: str, default: object = None) -> object:
+        """``self[key]``, or ``default`` when absent (without the KeyError
+        that ``Mapping.get`` would raise and catch: the response path
+        asks for absent headers on every request)."""
+        vals = self._container.get(key.lower()) if isinstance(key, str) else None
+        if vals is None:
+            return default
+        return vals[1] if len(vals) == 2 else ", ".join(vals[1:])
+
     def __delitem__(self, key: str) -> None:
         del self._container[key.lower()]
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import ssl
 from collections import deque
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 import h2.config
@@ -350,7 +350,7 @@ class HTTP2Connection:
 
     def _wake_senders(self, stream: HTTP2Stream | None) -> None:
         for target in self._streams.values() if stream is None else (stream,):
-            target._wake_sender()
+            target._signal()
 
     def _settings_changed(self) -> None:
         self.settled = True
@@ -457,8 +457,9 @@ class HTTP2Stream:
         self._pieces: deque[tuple[bytes, int]] = deque()
         self._ended = False
         self._error: BaseException | None = None
-        self._wake = trio.Event()
-        self._credit = trio.Event()
+        # The task waiting for news of this stream (its response, body,
+        # end, a failure, or window to send in): at most one at a time.
+        self._parked: trio.lowlevel.Task | None = None
         self._consumed = 0
         self._received = 0
         self._expected: int | None = None
@@ -473,7 +474,11 @@ class HTTP2Stream:
     # -- called by the reader (synchronous) ------------------------------------
 
     def _signal(self) -> None:
-        self._wake.set()
+        """Wake the task waiting on this stream, if any: it looks again."""
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
 
     def _on_head(self, headers: list[tuple[bytes, bytes]]) -> None:
         status = 0
@@ -497,7 +502,6 @@ class HTTP2Stream:
     def _on_end(self) -> None:
         self._ended = True
         self._signal()
-        self._wake_sender()
 
     def _on_reset(self, code: Any) -> None:
         if code in _REFUSED:
@@ -513,7 +517,6 @@ class HTTP2Stream:
             # section 8.1): it stops our upload, not the response.
             self._ended = True
             self._signal()
-            self._wake_sender()
         else:
             self._fail(ProtocolError(f"The server reset the stream: {code!r}"))
 
@@ -521,10 +524,6 @@ class HTTP2Stream:
         if self._error is None and not (self._ended and self._head is not None):
             self._error = error
         self._signal()
-        self._wake_sender()
-
-    def _wake_sender(self) -> None:
-        self._credit.set()
 
     def closed_in_h2(self) -> bool:
         """Whether h2 no longer counts this stream as open."""
@@ -576,7 +575,7 @@ class HTTP2Stream:
             # DATA waits for the server's first SETTINGS: a server that lowers
             # INITIAL_WINDOW_SIZE there (nghttp2 does) counts what it already
             # holds against the new window and resets the stream otherwise.
-            await self._wait(self.conn.settings_seen, "Write")
+            await self._wait(self.conn.settings_seen.wait, "Write")
         async for chunk in body:
             view = memoryview(chunk)
             while view:
@@ -588,8 +587,7 @@ class HTTP2Stream:
                     return
                 size = self._window(len(view))
                 if size <= 0:
-                    self._credit = trio.Event()
-                    await self._wait(self._credit, "Write")
+                    await self._wait(self._park, "Write")
                     continue
                 self.conn._h2.send_data(self.stream_id, bytes(view[:size]))
                 self.conn.poke()
@@ -613,18 +611,36 @@ class HTTP2Stream:
         window = h2conn.local_flow_control_window(self.stream_id)
         return min(wanted, window, h2conn.max_outbound_frame_size)
 
-    async def _wait(self, event: trio.Event, what: str) -> None:
+    async def _wait(self, sleep: Callable[[], Awaitable[None]], what: str) -> None:
+        """``await sleep()``, bounded by the read timeout."""
         if self._read_timeout is None:
-            await event.wait()
+            await sleep()
             return
         with trio.move_on_after(self._read_timeout) as scope:
-            await event.wait()
+            await sleep()
         if scope.cancelled_caught:
             raise ReadTimeoutError(
                 self.conn.owner,
                 self._url,
                 f"{what} timed out. ({what.lower()} timeout={self._read_timeout})",
             )
+
+    async def _park(self) -> None:
+        """Sleep until :meth:`_signal` (a schedule point; cancellable).
+
+        A parked task costs no event object per wait: the reader wakes it
+        directly. Callers look at the stream again when woken.
+        """
+        if self._parked is not None:
+            raise trio.BusyResourceError(
+                "Another task is already waiting on this HTTP/2 stream"
+            )
+        self._parked = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._unpark)
+
+    def _unpark(self, _: object) -> trio.lowlevel.Abort:
+        self._parked = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _error_now(self) -> BaseException:
         """A fresh exception for this stream, chained from the stored one."""
@@ -645,8 +661,7 @@ class HTTP2Stream:
                 raise self._error_now()
             if self._ended:
                 raise ProtocolError("The stream ended without a response")
-            self._wake = trio.Event()
-            await self._wait(self._wake, "Read")
+            await self._wait(self._park, "Read")
         return self._head
 
     async def receive_data(self) -> bytes:
@@ -657,8 +672,7 @@ class HTTP2Stream:
             if self._ended:
                 self._check_length()
                 return b""
-            self._wake = trio.Event()
-            await self._wait(self._wake, "Read")
+            await self._wait(self._park, "Read")
         data, flow_length = self._pieces.popleft()
         self._credit_stream(flow_length)
         return data

@@ -41,7 +41,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -250,6 +250,7 @@ class HTTPConnectionPool:
         self._origin_text = str(self.origin)
         self._limiter = trio.CapacityLimiter(maxsize)
         self._idle: dict[Connection | HTTP2Connection, None] = {}
+        self._plain_heads: dict[tuple[str, str], RequestHead] = {}
         self._conns: set[Connection] = set()
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
@@ -333,7 +334,7 @@ class HTTPConnectionPool:
         self._closed = True
         idle, self._idle = self._idle, {}
         for conn in idle:
-            conn.close() if _is_h2(conn) else _h1(conn).discard()
+            conn.discard() if isinstance(conn, Connection) else conn.close()
         self._h2_room.clear()
 
     def _check_open(self) -> trio.Nursery:
@@ -480,6 +481,38 @@ class HTTPConnectionPool:
             lease.holds_global = True
         return lease
 
+    def _lease_now(self) -> _Lease | None:
+        """The common checkout without a coroutine: a free token of an
+        HTTP/1.1 pool with no manager-wide limit; else None (``_checkout``)."""
+        if self.http2 or self._global_limiter is not None:
+            return None
+        self._check_open()
+        lease = _Lease(self, holds_token=True)
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(lease)
+        except trio.WouldBlock:
+            return None
+        return lease
+
+    def _reuse_now(self, lease: _Lease) -> bool:
+        """Lend ``lease`` the newest idle connection if it can be taken
+        without waiting (HTTP/1.1 over plain TCP: see ``Connection.take``).
+        False leaves the rest (dead ones, TLS hand-offs, HTTP/2) to
+        ``_connect``."""
+        idle = self._idle
+        while lease.holds_token and idle:
+            conn = next(reversed(idle))
+            if not isinstance(conn, Connection) or not conn.takes_at_once:
+                return False
+            del idle[conn]
+            if conn.take_at_once():
+                self._reused += 1
+                self._lend(lease, conn)
+                if self._trace:
+                    self._emit("reuse", trio.current_time())
+                return True
+        return False
+
     async def _checkout(self, pool_timeout: float | None) -> _Lease:
         """A lease, waiting at most ``pool_timeout`` for a token.
 
@@ -502,16 +535,16 @@ class HTTPConnectionPool:
             idle = self._idle
             while idle:
                 conn, _ = idle.popitem()
-                if _is_h2(conn):
-                    if not conn.has_room():
-                        continue  # draining: it closes by itself
+                if isinstance(conn, Connection):
+                    if not await conn.take():
+                        continue
+                    self._reused += 1
+                    self._lend(lease, conn)
+                elif conn.has_room():
                     self._reused += 1
                     self._lend_h2(lease, conn)
-                elif await _h1(conn).take():
-                    self._reused += 1
-                    self._lend(lease, _h1(conn))
                 else:
-                    continue
+                    continue  # draining: it closes by itself
                 if self._trace:
                     self._emit("reuse", started)
                 return
@@ -655,16 +688,15 @@ class HTTPConnectionPool:
             return
         lease.released = True
         conn = lease.conn
-        if _is_h2(conn):
-            # The stream ends (reset if unfinished); the connection stays,
-            # and its tokens go back with its last stream (_h2_changed).
+        if conn is not None and not isinstance(conn, Connection):
+            # HTTP/2: the stream ends (reset if unfinished); the connection
+            # stays, and its tokens go back with its last stream (_h2_changed).
             lease.http.release()
             if self._trace:
                 self._emit("release", trio.current_time(), reuse=not conn.draining)
             return
         kept = False
         if conn is not None:
-            conn = _h1(conn)
             self._in_use -= 1
             if reuse and lease.holds_token and not self._closed:
                 conn.make_idle(trio.current_time() + self.keepalive_expiry)
@@ -709,14 +741,14 @@ class HTTPConnectionPool:
         """
         head = self._head(attempt)
         started = trio.current_time() if self._trace else 0.0
-        lease = await self._checkout(attempt.pool_timeout)
+        lease = self._lease_now() or await self._checkout(attempt.pool_timeout)
         if self._trace:
             self._emit("checkout", started, tokened=lease.holds_token)
         limits = attempt.timeout
         response: HTTPResponse | None = None
         with _total_scope(limits.total) as total:
             try:
-                if lease.http is None:
+                if lease.http is None and not self._reuse_now(lease):
                     await self._connect(lease, limits)
                 response = await self._exchange(lease, head, attempt)
                 if attempt.preload_content:
@@ -799,15 +831,26 @@ class HTTPConnectionPool:
         headers = attempt.headers if attempt.headers is not None else self.headers
         proxy = self.route.forward_proxy
         if proxy is None:
-            return build_head(
-                attempt.method,
-                self._target(attempt.url),
-                headers,
-                attempt.body,
-                attempt.chunked,
-                host=self._host_header,
-                url=attempt.url,
-            )
+            # A request with no headers of its own and no body has the same
+            # head each time it is sent: it is built (and checked) once.
+            plain = not headers and not attempt.chunked and attempt.body.is_empty
+            key = (attempt.method, attempt.url)
+            head = self._plain_heads.get(key) if plain else None
+            if head is None:
+                head = build_head(
+                    attempt.method,
+                    self._target(attempt.url),
+                    headers,
+                    attempt.body,
+                    attempt.chunked,
+                    host=self._host_header,
+                    url=attempt.url,
+                )
+                if plain:
+                    if len(self._plain_heads) >= _PLAIN_HEADS_MAX:
+                        self._plain_heads.clear()
+                    self._plain_heads[key] = head
+            return head
         # To an HTTP proxy: the absolute URL without userinfo, the target's
         # Host and ``Accept: */*`` first (as urllib3), the proxy's headers last.
         parsed = parse_url(attempt.url)
@@ -955,11 +998,6 @@ class HTTPConnectionPool:
         )
 
 
-def _is_h2(conn: object) -> TypeGuard[HTTP2Connection]:
-    """Whether ``conn`` is an HTTP/2 connection (without importing h2)."""
-    return bool(getattr(conn, "multiplexed", False))
-
-
 def _require_h2() -> None:
     """HTTP/2 needs the optional h2 package: say so when the pool is made."""
     if importlib.util.find_spec("h2") is None:
@@ -968,16 +1006,15 @@ def _require_h2() -> None:
         )
 
 
-def _h1(conn: Connection | HTTP2Connection) -> Connection:
-    assert isinstance(conn, Connection)
-    return conn
-
-
 def _connection_facts(stream: trio.abc.Stream) -> dict[str, Any]:
     """What a ``connect`` trace event reports about a new connection."""
     if not isinstance(stream, trio.SSLStream):
         return {}
     return {"tls": stream.version(), "alpn": stream.selected_alpn_protocol()}
+
+
+#: Heads of requests without headers or body, remembered per pool.
+_PLAIN_HEADS_MAX = 64
 
 
 class _NoScope:

@@ -14,8 +14,7 @@ multiplexes (HTTP/2) implements the same methods per stream.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ._headers import HTTPHeaderDict
 
@@ -25,9 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["ProtocolConnection", "RequestHead", "ResponseHead"]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    """What to send, before any protocol has seen it.
+class RequestHead(NamedTuple):
+    """What to send, before any protocol has seen it. (This and
+    :class:`ResponseHead` are named tuples: one of each is made per
+    request, and a frozen dataclass pays a call per field to be made.)
 
     Attributes:
         method: the method, as given (checked by the engine).
@@ -50,8 +50,7 @@ class RequestHead:
     url: str
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(NamedTuple):
     """A final response's status line and headers, protocol-neutral.
 
     Attributes:

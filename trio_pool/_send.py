@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import trio
@@ -47,9 +46,9 @@ log = logging.getLogger("trio_pool.retry")
 RETRYABLE_ERRORS = (TimeoutError, ProtocolError, SSLError, ProxyError)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestOptions:
-    """Everything ``urlopen`` was asked besides method and URL."""
+class RequestOptions(NamedTuple):
+    """Everything ``urlopen`` was asked besides method and URL (a named
+    tuple, like :class:`Attempt`: one is made per request)."""
 
     body: Any = None
     headers: Any = None
@@ -170,7 +169,7 @@ async def urlopen(
             method, headers = hop.method, hop.headers
             if hop.drop_body:
                 body = RequestBody(None)
-                options = replace(options, chunked=False)
+                options = options._replace(chunked=False)
             continue
 
         again = await _status_retry(retries, attempt, response, sender)
