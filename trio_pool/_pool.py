@@ -793,7 +793,7 @@ class HTTPConnectionPool:
         early = await http.send_request(
             head,
             body.chunks(),
-            attempt.timeout.read_timeout,
+            _read_limit(attempt),
             watch_for_answer=body.length is None or body.length > _SMALL_BODY,
         )
         if self._trace:
@@ -1011,6 +1011,21 @@ def _connection_facts(stream: trio.abc.Stream) -> dict[str, Any]:
     if not isinstance(stream, trio.SSLStream):
         return {}
     return {"tls": stream.version(), "alpn": stream.selected_alpn_protocol()}
+
+
+def _read_limit(attempt: _send.Attempt) -> float | None:
+    """The read timeout the engine applies to each wait of this exchange.
+
+    None when the attempt's ``total`` bounds every wait first: the read
+    limit is the total itself (no shorter ``read`` was set) and the body is
+    preloaded, so no wait of the exchange happens after the total's scope
+    has ended. Each wait is then spared a check of the enclosing deadline.
+    """
+    limits = attempt.timeout
+    read = limits.read_timeout
+    if attempt.preload_content and limits.total is not None and read == limits.total:
+        return None
+    return read
 
 
 #: Heads of requests without headers or body, remembered per pool.

@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
@@ -92,9 +92,11 @@ def _hashable(value: Any) -> Hashable:
     return value  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True, slots=True)
-class PoolKey:
-    """What makes two requests share a pool: origin plus connection options."""
+class PoolKey(NamedTuple):
+    """What makes two requests share a pool: origin plus connection options.
+
+    (A named tuple, as urllib3's: one is made and hashed per request.)
+    """
 
     scheme: str
     host: str
@@ -110,6 +112,8 @@ class PoolKey:
     @classmethod
     def of(cls, origin: Origin, options: Mapping[str, Any]) -> PoolKey:
         """The key for ``origin`` with these pool options."""
+        if not options:
+            return cls(origin.scheme, origin.host, origin.port)
         relevant = {
             k: v
             for k, v in options.items()

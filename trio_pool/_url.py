@@ -370,6 +370,21 @@ def normalize_host(host: str) -> str:
         LocationParseError: an invalid host (a bad IDNA label, control
             characters, a malformed IPv6 literal, a label over 63 octets).
     """
+    known = _NORMAL_HOSTS.get(host)
+    if known is not None:
+        return known
+    normal = _normal_form(host)
+    if len(_NORMAL_HOSTS) >= _PARSED_MAX:
+        _NORMAL_HOSTS.clear()
+    _NORMAL_HOSTS[host] = normal
+    return normal
+
+
+#: Hosts already normalised (a pure function, asked on every request).
+_NORMAL_HOSTS: dict[str, str] = {}
+
+
+def _normal_form(host: str) -> str:
     text = host.strip()
     bracketed = text if text.startswith("[") else f"[{text}]"
     try:

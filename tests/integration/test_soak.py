@@ -161,12 +161,14 @@ def traced() -> Iterator[Callable[[bool], int]]:
 
 
 def clear_bounded_caches() -> None:
-    """Empty the hot path's caches (recent parsed URLs, header sets and
-    request events h11 has validated): each is bounded by design, so what they hold is no leak; a
-    soak of unique URLs would otherwise count them as growth."""
+    """Empty the hot path's caches (recent parsed URLs and hosts, header
+    sets and request events h11 has validated): each is bounded by design,
+    so what they hold is no leak; a soak of unique URLs would otherwise count
+    them as growth."""
     from trio_pool import _http11, _url
 
     _url._PARSED.clear()
+    _url._NORMAL_HOSTS.clear()
     _http11._VALIDATED.clear()
     _http11._REQUESTS.clear()
 
