@@ -70,6 +70,12 @@ class RequestBody:
             )
 
     @property
+    def started(self) -> bool:
+        """Whether :meth:`chunks` was called: the body must be rewound
+        before it is sent again."""
+        return self._started
+
+    @property
     def is_empty(self) -> bool:
         """True when there is no body at all (not even an empty one)."""
         return self._kind == "none"

@@ -88,9 +88,8 @@ class HTTPResponse:
         #: Trailer fields the server sent after the body (chunked HTTP/1.1,
         #: or HTTP/2), available once the body has been read to its end.
         self.trailers: HTTPHeaderDict | None = None
-        coding = self.headers.get("Transfer-Encoding")
-        self._chunked = coding is not None and "chunked" in coding.lower()
-        self._expected = self._expected_length()
+        # The body's framing, read from the headers when first asked.
+        self._framing: tuple[bool, int | None] | None = None
 
     def __repr__(self) -> str:
         return f"<HTTPResponse [{self.status}] {self.url}>"
@@ -103,7 +102,23 @@ class HTTPResponse:
         version = self.version
         return "HTTP/2" if version == 20 else f"HTTP/{version // 10}.{version % 10}"
 
-    def _expected_length(self) -> int | None:
+    @property
+    def _chunked(self) -> bool:
+        return self._body_framing()[0]
+
+    @property
+    def _expected(self) -> int | None:
+        return self._body_framing()[1]
+
+    def _body_framing(self) -> tuple[bool, int | None]:
+        """Whether the body is chunked, and its length (None if unknown)."""
+        if self._framing is None:
+            coding = self.headers.get("Transfer-Encoding")
+            chunked = coding is not None and "chunked" in coding.lower()
+            self._framing = chunked, self._expected_length(chunked)
+        return self._framing
+
+    def _expected_length(self, chunked: bool) -> int | None:
         if (
             self._request_method == "HEAD"
             or self.status in _NO_BODY_STATUSES
@@ -111,7 +126,7 @@ class HTTPResponse:
         ):
             return 0
         value = self.headers.get("Content-Length")
-        if value is None or self._chunked:
+        if value is None or chunked:
             return None
         try:
             return int(value.split(",")[0])

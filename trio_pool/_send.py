@@ -144,7 +144,8 @@ async def urlopen(
     while True:
         if route is None and options.assert_same_host and not sender.is_same_host(url):
             raise HostChangedError(sender, url, retries)
-        await body.rewind()
+        if body.started:
+            await body.rewind()
         attempt = _attempt(sender, method, url, body, headers, options)
         try:
             response = await sender.send_once(attempt)
@@ -188,7 +189,11 @@ async def _status_retry(
     Raises:
         MaxRetryError: retries used up, and the policy says to raise.
     """
-    has_retry_after = "Retry-After" in response.headers
+    # Only these statuses look at Retry-After (Retry.is_retry).
+    has_retry_after = (
+        response.status in Retry.RETRY_AFTER_STATUS_CODES
+        and "Retry-After" in response.headers
+    )
     if not retries.is_retry(attempt.method, response.status, has_retry_after):
         response.retries = retries
         return None
