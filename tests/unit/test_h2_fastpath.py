@@ -13,7 +13,7 @@ import trio
 import trio.testing
 import trustme
 
-from trio_pool._http2 import _RepeatingDecoder, _tls_drain
+from trio_pool._http2 import _RepeatingDecoder, _RepeatingEncoder, _tls_drain
 
 
 async def _tls_pair(
@@ -120,3 +120,44 @@ def test_callers_cannot_change_what_is_remembered() -> None:
     first = decoder.decode(block, raw=True)
     first.clear()
     assert list(decoder.decode(block, raw=True)) == RESPONSE
+
+
+REQUEST = [(b":method", b"GET"), (b":path", b"/"), (b"user-agent", b"trio-pool")]
+
+
+def test_encoder_gives_hpacks_bytes_for_every_block() -> None:
+    secret = hpack.NeverIndexedHeaderTuple(b"authorization", b"Basic eA==")
+    plain = hpack.HeaderTuple(b"authorization", b"Basic eA==")
+    steps: list[list[tuple[bytes, bytes]] | int] = [
+        REQUEST,
+        REQUEST,  # all indexed now: remembered
+        REQUEST,
+        [*REQUEST, (b"x-new", b"1")],  # adds to the table: the others shift
+        REQUEST,
+        [*REQUEST, secret],
+        [*REQUEST, plain],  # equal as tuples, but may be indexed
+        [*REQUEST, secret],
+        100,  # the server shrinks the table: a size update, entries evicted
+        REQUEST,
+        REQUEST,
+    ]
+    stock, mine = hpack.Encoder(), _RepeatingEncoder()
+    decoder = hpack.Decoder()
+    for step in steps:
+        if isinstance(step, int):
+            stock.header_table_size = mine.header_table_size = step
+            continue
+        block = mine.encode(step)
+        assert block == stock.encode(step)
+        assert list(decoder.decode(block, raw=True)) == [tuple(h) for h in step]
+    assert mine._seen  # the repeated lists were answered from memory
+
+
+def test_encoder_remembers_only_blocks_that_left_the_table_alone() -> None:
+    encoder = _RepeatingEncoder()
+    encoder.encode(REQUEST)  # adds the entries: not remembered
+    assert not encoder._seen
+    first = encoder.encode(REQUEST)
+    assert len(encoder._seen) == 1 and encoder.encode(REQUEST) == first
+    encoder.encode([(b"x-other", b"2")])  # a change: what was kept is stale
+    assert encoder.encode(REQUEST) != first  # the indexes moved by one
