@@ -32,6 +32,7 @@ request moves by 10-20 %. This tool is for deciding whether one change to
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import resource
@@ -64,14 +65,41 @@ def _load_impl(path: str) -> None:
     trio_pool._http2 = module  # type: ignore[attr-defined]
 
 
+#: Changes to trio_pool's pool measured without editing it (the file has
+#: another owner): NAME -> (method of HTTPConnectionPool, old text, new text).
+POOL_PATCHES = {
+    "no_acquire_yield": (
+        "_acquire_multiplexed",
+        "await trio.lowlevel.checkpoint()",
+        "await trio.lowlevel.checkpoint_if_cancelled()",
+    ),
+}
+
+
+def _patch_pool(name: str) -> None:
+    """Recompile one pool method with a text replaced, in its own module."""
+    import inspect
+    import textwrap
+
+    import trio_pool._pool as module
+
+    method, old, new = POOL_PATCHES[name]
+    source = textwrap.dedent(
+        inspect.getsource(getattr(module.HTTPConnectionPool, method))
+    )
+    assert old in source, f"{name}: the pool's code changed"
+    namespace: dict[str, Any] = {}
+    code = compile(source.replace(old, new), module.__file__ or "", "exec")
+    exec(code, vars(module), namespace)
+    setattr(module.HTTPConnectionPool, method, namespace[method])
+
+
 def _cpu() -> tuple[float, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime, r.ru_stime
 
 
-async def _load(
-    opts: dict[str, Any], probes: Callable[[], None] | None
-) -> dict[str, Any]:
+async def _load(opts: dict[str, Any], probes: Any) -> dict[str, Any]:
     """``tasks`` tasks fetching for ``seconds`` after a warm-up; CPU and count."""
     import trio
 
@@ -102,13 +130,15 @@ async def _load(
                 nursery.start_soon(worker, trio.current_time() + 0.5)
         phase = "timed"
         if probes is not None:
-            probes()
+            probes.start()
         u0, s0 = _cpu()
         w0 = time.perf_counter()
         async with trio.open_nursery() as nursery:
             for _ in range(opts["tasks"]):
                 nursery.start_soon(worker, trio.current_time() + opts["seconds"])
         u1, s1 = _cpu()
+        if probes is not None:
+            probes.stop()
         result.update(
             done=done, wall=time.perf_counter() - w0, user=u1 - u0, sys=s1 - s0
         )
@@ -121,12 +151,16 @@ def measure_main(opts: dict[str, Any]) -> None:
 
     if opts.get("impl"):
         _load_impl(opts["impl"])
+    for name in opts.get("patches", []):
+        _patch_pool(name)
     mode = opts.get("mode", "cpu")
     probes: Any = None
     if mode == "counts":
         probes = _Counts()
     elif mode == "floor":
         probes = _Floor()
+    elif mode == "replay":
+        probes = _Record()
     instruments = [probes] if isinstance(probes, _Counts) else []
     result = trio.run(_load, opts, probes, instruments=instruments)
     if probes is not None:
@@ -148,8 +182,11 @@ class _Counts:
         self.sizes: Counter[str] = Counter()
         self._wrap_methods()
 
-    def __call__(self) -> None:  # the start of the timed phase
+    def start(self) -> None:
         self.on = True
+
+    def stop(self) -> None:
+        self.on = False
 
     def before_task_step(self, task: Any) -> None:
         if self.on:
@@ -234,8 +271,11 @@ class _Floor:
             )
         self.overhead_ns = self._calibrate()
 
-    def __call__(self) -> None:
+    def start(self) -> None:
         self.on = True
+
+    def stop(self) -> None:
+        self.on = False
 
     def _timed(self, fn: Callable[..., Any], group: str) -> Callable[..., Any]:
         clock = time.thread_time_ns
@@ -283,6 +323,158 @@ class _Floor:
         return out
 
 
+# -- replay ---------------------------------------------------------------------
+
+
+class _Record:
+    """Every call the client makes on its ``H2Connection``, recorded, then
+    replayed on a fresh connection built the same way: h2's own CPU time
+    for the timed phase, with no client, no trio, no TLS and no timer
+    around each call. The replay runs the calls back to back in one
+    process, with warm caches: if anything, a lower bound."""
+
+    def __init__(self) -> None:
+        import h2.connection
+
+        self.ops: list[tuple[int, str, tuple[Any, ...], dict[str, Any]]] = []
+        self.conns: dict[int, list[Any]] = {}
+        self.marks: list[int] = []
+        self._depth = 0
+        cls = h2.connection.H2Connection
+        original_init = cls.__init__
+        record = self
+
+        def __init__(obj: Any, config: Any = None) -> None:
+            original_init(obj, config=config)
+            record.conns[id(obj)] = [type(obj), copy.copy(obj.config), None]
+
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        for name in dir(cls):
+            attr = cls.__dict__.get(name)
+            if name.startswith("_") or attr is None:
+                continue
+            if callable(attr):
+                setattr(cls, name, self._recorded(attr, name))
+            elif isinstance(attr, property) and attr.fget is not None:
+                getter = self._recorded(attr.fget, "property:" + name)
+                setattr(cls, name, property(getter, attr.fset))
+
+    def start(self) -> None:
+        self.marks.append(len(self.ops))
+
+    def stop(self) -> None:
+        self.marks.append(len(self.ops))
+
+    def _recorded(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        record = self
+
+        def recorded(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            if record._depth:
+                return fn(obj, *args, **kwargs)
+            entry = record.conns.get(id(obj))
+            if entry is not None and entry[2] is None:
+                entry[2] = dict(obj.local_settings)
+            args = tuple(bytes(a) if isinstance(a, bytearray) else a for a in args)
+            record.ops.append((id(obj), name, args, kwargs))
+            record._depth = 1
+            try:
+                return fn(obj, *args, **kwargs)
+            finally:
+                record._depth = 0
+
+        return recorded
+
+    def _replay_once(
+        self,
+        key: int,
+        ops: list[Any],
+        hpack_clock: Counter[str] | None,
+        stock: bool = False,
+    ) -> tuple[float, int]:
+        import h2.connection
+        import h2.exceptions
+        import h2.settings
+
+        cls, config, settings = self.conns[key]
+        if stock:  # h2's own class (trio_pool's adds a decoder that remembers)
+            cls = h2.connection.H2Connection
+        conn = cls(config=copy.copy(config))
+        conn.local_settings = h2.settings.Settings(
+            client=config.client_side, initial_values=settings
+        )
+        if hpack_clock is not None:
+            _clock_hpack(conn, hpack_clock)
+        begin, end = self.marks[0], self.marks[1]
+        errors = 0
+        clock = time.process_time
+        began = 0.0
+        for i, (_, name, args, kwargs) in enumerate(ops):
+            if i == begin:
+                began = clock()
+            elif i == end:
+                break
+            try:
+                if name.startswith("property:"):
+                    getattr(conn, name.removeprefix("property:"))
+                else:
+                    getattr(conn, name)(*args, **kwargs)
+            except h2.exceptions.ProtocolError:
+                errors += 1
+        return clock() - began, errors
+
+    def report(self, done: int) -> dict[str, Any]:
+        # The connection the requests went over: the one with the most calls.
+        key = Counter(op[0] for op in self.ops).most_common(1)[0][0]
+        ops = self.ops
+        if key not in self.conns:
+            return {"replay_error": "the connection was made before recording"}
+        # Alternated, many times: the machine is shared, and the least time
+        # is the one least disturbed by it.
+        runs, stock = [], []
+        for _ in range(9):
+            runs.append(self._replay_once(key, ops, None))
+            stock.append(self._replay_once(key, ops, None, stock=True))
+        hpack: Counter[str] = Counter()
+        self._replay_once(key, ops, hpack)
+        stock_hpack: Counter[str] = Counter()
+        self._replay_once(key, ops, stock_hpack, stock=True)
+        cls = self.conns[key][0]
+        names = Counter(
+            op[1] for op in ops[self.marks[0] : self.marks[1]] if op[0] == key
+        )
+        return {
+            "replay_h2_us_per_req": statistics.median(r[0] for r in runs) / done * 1e6,
+            "replay_h2_us_per_req_min": min(r[0] for r in runs) / done * 1e6,
+            "replay_stock_h2_us_per_req_min": min(r[0] for r in stock) / done * 1e6,
+            "replay_errors": runs[0][1],
+            "replay_hpack_us_per_req": {k: v / done * 1e6 for k, v in hpack.items()},
+            "replay_stock_h2_us_per_req": statistics.median(r[0] for r in stock)
+            / done
+            * 1e6,
+            "replay_stock_hpack_us_per_req": {
+                k: v / done * 1e6 for k, v in stock_hpack.items()
+            },
+            "replay_calls_per_req": {k: v / done for k, v in names.most_common()},
+            "h2_class": f"{cls.__module__}.{cls.__name__}",
+        }
+
+
+def _clock_hpack(conn: Any, clock: Counter[str]) -> None:
+    """Time (per_counter) the connection's HPACK decoder and encoder."""
+    for attr, method in (("decoder", "decode"), ("encoder", "encode")):
+        obj = getattr(conn, attr)
+        fn = getattr(obj, method)
+
+        def timed(*args: Any, _fn: Any = fn, _key: str = attr, **kw: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return _fn(*args, **kw)
+            finally:
+                clock[_key] += time.perf_counter() - began
+
+        setattr(obj, method, timed)
+
+
 # -- the runner -----------------------------------------------------------------
 
 
@@ -304,6 +496,8 @@ def _variants(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         out.append((name, {"client": "trio_pool_h2", "impl": path}))
     if not args.impl:
         out.append(("tp", {"client": "trio_pool_h2"}))
+    for name in args.patch or []:
+        out.append((name, {"client": "trio_pool_h2", "patches": [name]}))
     out += [(c, {"client": CLIENTS[c]}) for c in args.clients]
     return out
 
@@ -326,13 +520,19 @@ def ab(args: argparse.Namespace) -> None:
                     f" {r['done'] / r['wall']:8,.0f} req/s",
                     flush=True,
                 )
-    print("\n| variant | CPU us/req (median) | min - max | req/s (median) |")
-    print("|---|---:|---:|---:|")
+    first = variants[0][0]
+    print(
+        "\n| variant | CPU us/req (median) | min - max | paired vs "
+        + first
+        + " | req/s |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for name, _ in variants:
         c = cpu[name]
+        paired = statistics.median(a / b for a, b in zip(c, cpu[first], strict=True))
         print(
             f"| {name} | {statistics.median(c):.1f} | {min(c):.1f} - {max(c):.1f}"
-            f" | {statistics.median(rate[name]):,.0f} |"
+            f" | {paired:.3f} | {statistics.median(rate[name]):,.0f} |"
         )
 
 
@@ -361,8 +561,11 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("what", nargs="?", choices=["ab", "counts", "floor"], default="ab")
+    p.add_argument(
+        "what", nargs="?", choices=["ab", "counts", "floor", "replay"], default="ab"
+    )
     p.add_argument("--impl", action="append", help="NAME=PATH of an _http2.py")
+    p.add_argument("--patch", action="append", choices=list(POOL_PATCHES))
     p.add_argument("--clients", nargs="*", default=[], choices=list(CLIENTS))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0)
