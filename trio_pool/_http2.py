@@ -440,10 +440,10 @@ class HTTP2Connection:
                 stream._on_data(bytes(event.data), event.flow_controlled_length)
         elif isinstance(event, h2.events.ResponseReceived) and stream is not None:
             stream._on_head(event.headers)
-        elif isinstance(event, h2.events.TrailersReceived) and stream is not None:
-            stream.trailers = _header_dict(event.headers)
         elif isinstance(event, h2.events.StreamEnded) and stream is not None:
             stream._on_end()
+        elif isinstance(event, h2.events.TrailersReceived) and stream is not None:
+            stream.trailers = _header_dict(event.headers)
         elif isinstance(event, h2.events.StreamReset):
             if stream is not None:
                 stream._on_reset(event.error_code)
