@@ -718,6 +718,13 @@ def render(
         " response is checked (200, 1024 B, the row's protocol).",
         "- Client CPU is the measuring process's user + system time over the"
         " timed phase, divided by the requests counted.",
+        "- The bare h2 loop batches its I/O as trio_pool does (all received TLS"
+        " records decrypted in one pass, one writer) on stock h2. trio_pool also"
+        " remembers HPACK blocks that encode or decode the same every time"
+        " (docs/http2.md, Performance): nginx keeps its dynamic table empty, so"
+        " only its first response each second is Huffman-decoded. Where the"
+        " client's CPU goes (inside h2, TLS, the kernel, the rest):"
+        " `python -m benchmarks.h2_cpu floor` and `replay`.",
         f"- h2load makes {plan.h2load_requests:,} requests (its own timing,"
         " connection setup included).",
         "- The machine is shared and noisy (2 cores; other agents run tests;"

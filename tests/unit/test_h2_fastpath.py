@@ -51,6 +51,17 @@ async def test_drain_takes_every_record_already_received() -> None:
     assert await client.receive_some(65536) == b""
 
 
+async def test_drain_stops_at_close_notify_and_leaves_it_to_trio() -> None:
+    client, server = await _tls_pair(trustme.CA())
+    drain = _tls_drain(client)
+    assert drain is not None
+    await server.send_all(b"one")
+    await server.send_all(b"two")
+    await server.aclose()  # close_notify right behind the two records
+    assert drain(await client.receive_some(65536)) == b"onetwo"
+    assert await client.receive_some(65536) == b""
+
+
 async def test_no_drain_without_tls() -> None:
     left, _ = trio.testing.memory_stream_pair()
     assert _tls_drain(left) is None
