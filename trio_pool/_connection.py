@@ -125,13 +125,17 @@ class Connection:
         """Hand the connection back to its task to watch until ``deadline``.
 
         A plain TCP connection is only watched once it has been idle for
-        ``WATCH_GRACE`` seconds: until then a checkout's poll finds a dead
-        one just as well, and a busy connection never wakes its task.
+        ``WATCH_GRACE`` seconds (or until its keep-alive deadline, if that
+        comes first): until then a checkout's poll finds a dead one just as
+        well, and a busy connection seldom wakes its task.
         """
         self.state = ConnState.IDLE
         self.idle_deadline = deadline
         now = trio.current_time()
-        self._watch_from = now + WATCH_GRACE if self._poll is not None else now
+        if self._poll is not None:
+            self._watch_from = min(now + WATCH_GRACE, deadline)
+        else:
+            self._watch_from = now
         park = self._park
         # Only ever move the wake-up earlier: on a busy connection the task
         # wakes at most once per grace period, finds it in use, and parks again.
@@ -285,7 +289,9 @@ class Connection:
 
 
 #: Seconds a connection over TCP sits idle before its task starts watching.
-WATCH_GRACE = 1.0
+#: A busy connection's task wakes once per period to find it in use (at
+#: 1,000 connections a 1 s period cost 5% of the instructions per request).
+WATCH_GRACE = 5.0
 #: How long a checkout reads a TLS connection that got bytes while idle.
 _PROBE = 0.005
 

@@ -35,6 +35,7 @@ from trio_pool import (
     TraceEvent,
     connection_from_url,
 )
+from trio_pool._connection import WATCH_GRACE
 from trio_pool.testing import Response, Server, open_server
 
 # -- certificates and servers -------------------------------------------------
@@ -723,7 +724,7 @@ async def test_server_closing_idle_tls_connection_is_noticed(
     closing = {"idle_close_after": 0.1}
     async with tls_pair(leaf, server_kw=closing, ca_certs=ca_file) as (_, pool):
         first = await get_ok(pool)
-        with trio.fail_after(3):
+        with trio.fail_after(WATCH_GRACE + 2):
             await wait_dropped(pool, 1)
         stats = assert_pool_exact(pool)
         assert (stats.idle, stats.dropped) == (0, 1)

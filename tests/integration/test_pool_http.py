@@ -27,6 +27,7 @@ from trio_pool import (
     Timeout,
     connection_from_url,
 )
+from trio_pool._connection import WATCH_GRACE
 from trio_pool.testing import Server, open_server, pattern
 
 
@@ -319,7 +320,7 @@ async def test_fault_garbage_after_body_drops_the_connection(
     assert response.status == 200
     # Stray bytes after the response: read along with it (so the connection
     # is not reused) or arriving later (so the idle watch drops it).
-    with trio.fail_after(2):
+    with trio.fail_after(WATCH_GRACE + 2):
         while pool.statistics().dropped < 1:
             await trio.sleep(0.01)
     assert pool.statistics().idle == 0
@@ -341,7 +342,7 @@ async def test_server_idle_close_is_noticed_before_the_next_request() -> None:
         HTTPConnectionPool(server.host, server.port) as pool,
     ):
         await pool.request("GET", "/echo")
-        with trio.fail_after(2):
+        with trio.fail_after(WATCH_GRACE + 2):
             while pool.statistics().idle:
                 await trio.sleep(0.02)
         assert pool.statistics().dropped == 1
