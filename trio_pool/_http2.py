@@ -105,6 +105,7 @@ class _RepeatingDecoder(hpack.Decoder):
     """
 
     _LIMIT = 64  # blocks remembered; forgotten all at once when full
+    _LARGEST = 1024  # bytes: larger blocks are rare, and would hold memory
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,7 +127,11 @@ class _RepeatingDecoder(hpack.Decoder):
         if seen is not None:
             return list(seen)
         headers = list(super().decode(data, raw))
-        if not table.dynamic_entries and table.maxsize == size:
+        if (
+            not table.dynamic_entries
+            and table.maxsize == size
+            and len(data) <= self._LARGEST
+        ):
             if len(self._seen) >= self._LIMIT:
                 self._seen.clear()
             self._seen[key] = headers
@@ -165,8 +170,12 @@ class _RepeatingEncoder(hpack.Encoder):
     trio_pool's default GET), yet encoding it costs ~15 us. Output depends
     only on the headers (with their never-index marks), the Huffman flag and
     the table; so a block that changed nothing is kept, keyed by what it
-    encoded, until the table next changes.
+    encoded, until the table next changes. Lists of more than ``_LARGEST``
+    bytes of names and values are not kept (nor their values in memory).
     """
+
+    _LIMIT = 64
+    _LARGEST = 2048
 
     def __init__(self) -> None:
         super().__init__()
@@ -186,7 +195,11 @@ class _RepeatingEncoder(hpack.Encoder):
         block = self._seen.get(key)
         if block is None:
             block = super().encode(headers, huffman)
-            if table.version == self._seen_version and len(self._seen) < 64:
+            if (
+                table.version == self._seen_version
+                and len(self._seen) < self._LIMIT
+                and sum(len(h[0]) + len(h[1]) for h in headers) <= self._LARGEST
+            ):
                 self._seen[key] = block
         return block
 

@@ -172,3 +172,22 @@ def test_encoder_remembers_only_blocks_that_left_the_table_alone() -> None:
     assert len(encoder._seen) == 1 and encoder.encode(REQUEST) == first
     encoder.encode([(b"x-other", b"2")])  # a change: what was kept is stale
     assert encoder.encode(REQUEST) != first  # the indexes moved by one
+
+
+def test_large_blocks_and_header_lists_are_not_kept() -> None:
+    big = [(b":status", b"200"), (b"x-big", b"v" * 2000)]
+    encoder = hpack.Encoder()
+    encoder.header_table_size = 0
+    encoder.encode(big)
+    block = encoder.encode(big)
+    assert len(block) > _RepeatingDecoder._LARGEST
+    decoder = _RepeatingDecoder()
+    decoder.header_table_size = 0
+    for _ in range(2):
+        assert list(decoder.decode(block, raw=True)) == big
+    assert not decoder._seen
+    mine = _RepeatingEncoder()
+    secret = [hpack.NeverIndexedHeaderTuple(b"authorization", b"x" * 3000)]
+    for _ in range(2):  # never indexed: the table stays as it was
+        mine.encode(secret)
+    assert not mine._seen
