@@ -149,22 +149,28 @@ class Connection:
             if scope is not None:
                 scope.cancel()
 
-    @property
-    def takes_at_once(self) -> bool:
-        """Whether :meth:`take_at_once` can take it (plain TCP)."""
-        return self._socket is not None
+    def take_at_once(self) -> bool | None:
+        """:meth:`take` when no waiting is needed: True (taken), False (dead,
+        discarded: try another), None (left idle: ``await take()``).
 
-    def take_at_once(self) -> bool:
-        """:meth:`take` for a plain TCP connection, which needs no hand-off:
-        cancelling ``wait_readable`` unregisters it synchronously, so the
-        stream is ours at once; a poll tells whether it is still open."""
-        assert self._socket is not None
+        No waiting is needed for plain TCP (cancelling ``wait_readable``
+        unregisters it synchronously, so the stream is ours at once) and for
+        any stream whose task has not started watching; a poll tells whether
+        the connection is still open. A TLS connection that got bytes while
+        idle needs a probe, and one being watched a hand-off.
+        """
+        plain = self._socket is not None
+        if not plain and self._watch_scope is not None:
+            return None
+        readable = self._poll is not None and _readable_now(self._poll)
+        if readable and not plain:
+            return None
         self.state = ConnState.ACTIVE
         self._lends += 1
         self._watch_from = math.inf
         if self._watch_scope is not None:
             self._watch_scope.cancel()
-        if _readable_now(self._socket):
+        if readable:
             self.discard()
             return False
         return True
@@ -173,27 +179,19 @@ class Connection:
         """Take an idle connection out of its task's watch, for a request.
 
         Returns False if the connection turned out to be dead (the caller
-        should try another). If cancelled while waiting for the hand-off, the
-        connection is discarded.
+        should try another). If cancelled while waiting for the hand-off or
+        the probe, the connection is discarded.
         """
-        if self._socket is not None:
-            return self.take_at_once()
+        taken = self.take_at_once()
+        if taken is not None:
+            return taken
         self.state = ConnState.ACTIVE
         self._lends += 1
         self._watch_from = math.inf
         scope = self._watch_scope
         if scope is None:
-            # The task has not started watching: nothing to hand over.
-            if self._poll is not None and _readable_now(self._poll):
-                return await self._probe()
-            try:
-                await trio.lowlevel.checkpoint()
-            except BaseException:
-                # Taken from the idle stack but not lent: give it up, or it
-                # would be neither idle nor closed.
-                self.discard()
-                raise
-            return True
+            # Not watched yet, but bytes came while idle.
+            return await self._probe()
         self._handoff = handoff = trio.Event()
         scope.cancel()
         try:

@@ -496,16 +496,18 @@ class HTTPConnectionPool:
 
     def _reuse_now(self, lease: _Lease) -> bool:
         """Lend ``lease`` the newest idle connection if it can be taken
-        without waiting (HTTP/1.1 over plain TCP: see ``Connection.take``).
-        False leaves the rest (dead ones, TLS hand-offs, HTTP/2) to
-        ``_connect``."""
+        without waiting (see ``Connection.take_at_once``). False leaves the
+        rest (TLS hand-offs and probes, HTTP/2) to ``_connect``."""
         idle = self._idle
         while lease.holds_token and idle:
             conn = next(reversed(idle))
-            if not isinstance(conn, Connection) or not conn.takes_at_once:
+            if not isinstance(conn, Connection):
+                return False
+            taken = conn.take_at_once()
+            if taken is None:
                 return False
             del idle[conn]
-            if conn.take_at_once():
+            if taken:
                 self._reused += 1
                 self._lend(lease, conn)
                 if self._trace:
