@@ -17,6 +17,8 @@ process start-up. The variants:
 * ``pool``: ``HTTPConnectionPool.request``;
 * ``pool+total``: the same with ``timeout=Timeout(total=30)``;
 * ``manager``: ``PoolManager.request`` with an absolute URL;
+* ``h11-tls`` and ``pool-tls``: the bare h11 loop and
+  ``HTTPSConnectionPool.request`` over TLS (the HTTPS bar);
 * ``download``: (``--download``) MiB per CPU-second streaming the large body
   with ``stream(2**16)``, beside the bare loops.
 """
@@ -24,6 +26,7 @@ process start-up. The variants:
 from __future__ import annotations
 
 import argparse
+import ssl
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -57,8 +60,15 @@ async def _bare_socket(info: servers.ServerInfo, path: str, length: int) -> Fetc
     return fetch
 
 
-async def _bare_h11(info: servers.ServerInfo, path: str, length: int) -> Fetch:
-    stream = await trio.open_tcp_stream(info.host, info.http_port)
+async def _bare_h11(
+    info: servers.ServerInfo, path: str, length: int, *, tls: bool = False
+) -> Fetch:
+    stream: trio.abc.Stream = await trio.open_tcp_stream(
+        info.host, info.https_port if tls else info.http_port
+    )
+    if tls:
+        context = ssl.create_default_context(cafile=info.ca_file)
+        stream = trio.SSLStream(stream, context, server_hostname=info.host)
     conn = h11.Connection(h11.CLIENT)
     headers = [("Host", f"{info.host}:{info.http_port}")]
 
@@ -162,6 +172,9 @@ async def _run(info: servers.ServerInfo, args: argparse.Namespace) -> None:
         trio_pool.HTTPConnectionPool(info.host, info.http_port) as pool,
         trio_pool.HTTPConnectionPool(info.host, info.http_port) as pool2,
         trio_pool.PoolManager() as manager,
+        trio_pool.HTTPSConnectionPool(
+            info.host, info.https_port, ca_certs=info.ca_file
+        ) as tls_pool,
     ):
         variants: dict[str, Fetch] = {
             "socket": await _bare_socket(info, *small),
@@ -171,15 +184,20 @@ async def _run(info: servers.ServerInfo, args: argparse.Namespace) -> None:
             "pool": _pool_fetch(pool, info.small_path),
             "pool+total": _pool_fetch(pool2, info.small_path, timeout=total),
             "manager": _manager_fetch(manager, url),
+            "h11-tls": await _bare_h11(info, *small, tls=True),
+            "pool-tls": _pool_fetch(tls_pool, info.small_path),
         }
         only = set(args.only or variants)
         variants = {k: v for k, v in variants.items() if k in only}
         times = await _measure(variants, args.rounds, args.requests)
-        h11_us = statistics.median(times["h11"]) * 1e6 if "h11" in times else 0
+        medians = {name: statistics.median(v) * 1e6 for name, v in times.items()}
         print(f"CPU µs per request (median of {args.rounds} rounds x {args.requests})")
-        for name, values in times.items():
-            us = statistics.median(values) * 1e6
-            ratio = f"  {h11_us / us:5.2f}x bare h11" if h11_us else ""
+        for name, us in medians.items():
+            # Over TLS, the reference is the bare h11 loop over TLS.
+            reference = "h11-tls" if name.endswith("-tls") else "h11"
+            ratio = ""
+            if reference in medians:
+                ratio = f"  {medians[reference] / us:5.2f}x bare {reference}"
             print(f"  {name:12} {us:7.1f}{ratio}")
         if args.download:
             big = info.large_path, info.large_len

@@ -73,6 +73,8 @@ _RECEIVE_SIZE = 64 * 1024
 #: How much of an early answer's body is read ahead before the upload stops.
 _PREFETCH_LIMIT = 1024 * 1024
 _VERSIONS = {b"1.1": 11, b"1.0": 10}
+#: h11 events are never changed by h11: one end-of-message serves every request.
+_END = h11.EndOfMessage()
 #: Header sets h11 has validated, by their lines: h11's ``Headers`` for each.
 _VALIDATED: dict[tuple[tuple[bytes, bytes], ...], Any] = {}
 #: Whole request events h11 has validated, by method, target and lines.
@@ -233,7 +235,7 @@ class HTTP11Connection:
             # Head and end of message in one write.
             try:
                 data = self._h11.send(request) or b""
-                data += self._h11.send(h11.EndOfMessage()) or b""
+                data += self._h11.send(_END) or b""
             except h11.LocalProtocolError as exc:  # e.g. a Content-Length > 0
                 raise InvalidHeader(f"Request cannot be sent: {exc}") from exc
             await self._send(data)
@@ -257,7 +259,7 @@ class HTTP11Connection:
         async for chunk in body:
             if chunk:
                 await self._send_event(h11.Data(data=chunk))
-        await self._send_event(h11.EndOfMessage())
+        await self._send_event(_END)
 
     async def _send_body(self, body: AsyncIterable[bytes]) -> ResponseHead | None:
         """Send the body; after a broken send, look for an early answer."""

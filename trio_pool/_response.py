@@ -213,7 +213,7 @@ class HTTPResponse:
 
     async def _read_all(self, decode: bool) -> bytes:
         buffer = self._buffer
-        parts = [buffer.take(buffer.size)] if buffer else []
+        parts = [buffer.take(buffer.size)] if buffer.size else []
         decoder = self._get_decoder() if decode else None
         while raw := await self._read_raw():
             if decoder is not None:
