@@ -103,13 +103,20 @@ def test_blocks_that_use_the_dynamic_table_are_always_decoded() -> None:
     assert not mine._seen
 
 
-def test_remembered_blocks_still_obey_the_limits_and_errors_repeat() -> None:
+def _empty_table_block() -> tuple[bytes, _RepeatingDecoder]:
+    """RESPONSE's block from an encoder whose table is held at size 0 (as
+    nginx's), and a decoder set the same way."""
     encoder = hpack.Encoder()
     encoder.header_table_size = 0
     encoder.encode(RESPONSE)
     block = encoder.encode(RESPONSE)
     decoder = _RepeatingDecoder()
     decoder.header_table_size = 0
+    return block, decoder
+
+
+def test_remembered_blocks_still_obey_the_limits_and_errors_repeat() -> None:
+    block, decoder = _empty_table_block()
     assert list(decoder.decode(block, raw=True)) == RESPONSE
     assert list(decoder.decode(block, raw=True)) == RESPONSE
     decoder.max_header_list_size = 10
@@ -122,12 +129,7 @@ def test_remembered_blocks_still_obey_the_limits_and_errors_repeat() -> None:
 
 
 def test_callers_cannot_change_what_is_remembered() -> None:
-    encoder = hpack.Encoder()
-    encoder.header_table_size = 0
-    encoder.encode(RESPONSE)
-    block = encoder.encode(RESPONSE)
-    decoder = _RepeatingDecoder()
-    decoder.header_table_size = 0
+    block, decoder = _empty_table_block()
     first = decoder.decode(block, raw=True)
     first.clear()
     assert list(decoder.decode(block, raw=True)) == RESPONSE
