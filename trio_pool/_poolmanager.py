@@ -132,6 +132,7 @@ class ManagerStatistics:
     """A snapshot of a manager: how many pools, and their summed counters.
 
     Retired pools (evicted, with responses still streaming) are not counted.
+    The HTTP/2 figures are ``PoolStatistics``'s, summed.
     """
 
     pools: int
@@ -141,6 +142,10 @@ class ManagerStatistics:
     created: int
     reused: int
     dropped: int
+    h2_connections: int = 0
+    streams_active: int = 0
+    streams_waiting: int = 0
+    streams_reset: int = 0
 
 
 class PoolManager:
@@ -221,15 +226,12 @@ class PoolManager:
     def statistics(self) -> ManagerStatistics:
         """Totals over the manager's pools (see ``PoolStatistics``)."""
         per_pool = [pool.statistics() for pool in self.pools.values()]
-        return ManagerStatistics(
-            pools=len(per_pool),
-            idle=sum(s.idle for s in per_pool),
-            in_use=sum(s.in_use for s in per_pool),
-            waiting=sum(s.waiting for s in per_pool),
-            created=sum(s.created for s in per_pool),
-            reused=sum(s.reused for s in per_pool),
-            dropped=sum(s.dropped for s in per_pool),
-        )
+        summed = {
+            name: sum(getattr(s, name) for s in per_pool)
+            for name in ManagerStatistics.__dataclass_fields__
+            if name != "pools"
+        }
+        return ManagerStatistics(pools=len(per_pool), **summed)
 
     async def aclose(self) -> None:
         """Close every pool; later requests raise ``ClosedPoolError``.

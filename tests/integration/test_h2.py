@@ -180,6 +180,20 @@ async def test_a_cancelled_stream_is_reset_and_the_connection_kept(
         assert_h2_exact(pool)
 
 
+async def test_manager_statistics_sum_the_http2_figures(h2c: H2Server) -> None:
+    base = f"http://{h2c.host}:{h2c.port}"
+    async with PoolManager(http2="prior-knowledge") as http:
+        streamed = await http.request("GET", f"{base}/echo", preload_content=False)
+        stats = http.statistics()
+        assert (stats.pools, stats.h2_connections, stats.streams_active) == (1, 1, 1)
+        await streamed.read()
+        with trio.move_on_after(0.2):
+            await http.request("GET", f"{base}/fault/stall")
+        stats = http.statistics()
+        assert (stats.streams_active, stats.streams_reset) == (0, 1)
+        assert (stats.h2_connections, stats.created, stats.in_use) == (1, 1, 0)
+
+
 # -- multiplexing and limits -------------------------------------------------
 
 
