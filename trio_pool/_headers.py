@@ -369,8 +369,9 @@ def _detect_accept_encoding() -> str:
     encodings = ["gzip", "deflate"]
     if _importable("brotli"):
         encodings.append("br")
-    # Python 3.14 ships zstd in the stdlib; before that, the zstandard package.
-    if _importable("compression.zstd") or _importable("zstandard"):
+    # Python 3.14 ships zstd in the stdlib; before that, its backport (the
+    # zstd extra) or the zstandard package.
+    if any(map(_importable, ("compression.zstd", "backports.zstd", "zstandard"))):
         encodings.append("zstd")
     return ",".join(encodings)
 

@@ -440,24 +440,30 @@ def _set_modules(monkeypatch: pytest.MonkeyPatch, **present: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("brotli", "stdlib_zstd", "zstandard", "expected"),
+    ("brotli", "stdlib_zstd", "backport", "zstandard", "expected"),
     [
-        (False, False, False, "gzip,deflate"),
-        (True, False, False, "gzip,deflate,br"),
-        (False, True, False, "gzip,deflate,zstd"),
-        (False, False, True, "gzip,deflate,zstd"),
-        (True, True, True, "gzip,deflate,br,zstd"),
+        (False, False, False, False, "gzip,deflate"),
+        (True, False, False, False, "gzip,deflate,br"),
+        (False, True, False, False, "gzip,deflate,zstd"),
+        (False, False, True, False, "gzip,deflate,zstd"),
+        (False, False, False, True, "gzip,deflate,zstd"),
+        (True, True, True, True, "gzip,deflate,br,zstd"),
     ],
 )
 def test_accept_encoding_follows_installed_decoders(
     monkeypatch: pytest.MonkeyPatch,
     brotli: bool,
     stdlib_zstd: bool,
+    backport: bool,
     zstandard: bool,
     expected: str,
 ) -> None:
     _set_modules(
-        monkeypatch, brotli=brotli, compression__zstd=stdlib_zstd, zstandard=zstandard
+        monkeypatch,
+        brotli=brotli,
+        compression__zstd=stdlib_zstd,
+        backports__zstd=backport,
+        zstandard=zstandard,
     )
     assert _headers._detect_accept_encoding() == expected
 
