@@ -83,6 +83,9 @@ class HTTPResponse:
         self._flushed = False
         self._closed = False
         self._failed = False
+        # A short body's IncompleteRead, held while the bytes before it are
+        # returned; the next read raises it.
+        self._held_error: IncompleteRead | None = None
         self._returned_any = False
         self._enforce_length = enforce_content_length
         #: Trailer fields the server sent after the body (chunked HTTP/1.1,
@@ -186,10 +189,12 @@ class HTTPResponse:
     ) -> bytes:
         """Read up to ``amt`` bytes of the (decoded) body; all of it if None.
 
-        Returns fewer than ``amt`` bytes only at the end of the body; ``b""``
-        once the body is exhausted. A decoder never inflates more than the
-        bytes asked for. Reading the whole body makes it available as
-        :attr:`data` too.
+        Returns fewer than ``amt`` bytes only at the end of the body, or
+        when the body ends short of its Content-Length: then the bytes that
+        did arrive come first and the next read raises ``IncompleteRead``
+        (as in urllib3); ``b""`` once the body is exhausted. A decoder never
+        inflates more than the bytes asked for. Reading the whole body makes
+        it available as :attr:`data` too.
 
         If cancelled (or if the read fails), the connection is closed and
         given back to the pool; reading again raises.
@@ -232,7 +237,13 @@ class HTTPResponse:
             if decoder is not None and not decoder.needs_input:
                 buffer.append(self._guard(decoder.decompress, b"", room))
                 continue
-            raw = await self._read_raw()
+            try:
+                raw = await self._read_raw()
+            except IncompleteRead as exc:
+                if not buffer.size:
+                    raise
+                self._held_error = exc
+                break
             if not raw:
                 buffer.append(self._flush(decode))
                 break
@@ -342,6 +353,9 @@ class HTTPResponse:
     def _check_open(self) -> None:
         if self._closed:
             raise HTTPError("The response is closed; its body can no longer be read")
+        held, self._held_error = self._held_error, None
+        if held is not None:
+            raise held
         if self._failed:
             # Returning b"" here would make a cut-off body look complete.
             raise ProtocolError(

@@ -25,6 +25,7 @@ from trio_pool import (
     HTTPConnectionPool,
     IncompleteRead,
     InvalidHeader,
+    ProtocolError,
     ReadTimeoutError,
     Timeout,
 )
@@ -143,6 +144,31 @@ async def test_short_body_read_past_h11(nursery: trio.Nursery) -> None:
         )
         assert (await pool.request("GET", "/")).data == b"ok"
         assert pool.statistics().created == 2
+
+
+async def test_a_short_body_streamed_gives_what_came_then_incomplete_read(
+    nursery: trio.Nursery,
+) -> None:
+    async def respond(stream: trio.SocketStream, number: int) -> bool:
+        await _send_split(stream, _head(len(BODY)) + BODY[:100_000])
+        return False  # closes 600,000 bytes short
+
+    port = await start_server(nursery, respond)
+    async with HTTPConnectionPool("127.0.0.1", port) as pool:
+        response = await pool.request("GET", "/", preload_content=False)
+        pieces: list[bytes] = []
+
+        async def consume() -> None:
+            async for piece in response.stream(65536):
+                pieces.append(piece)
+
+        with pytest.raises(IncompleteRead) as caught:
+            await consume()
+        assert b"".join(pieces) == BODY[:100_000]  # nothing that came is lost
+        assert [len(p) for p in pieces] == [65536, 100_000 - 65536]
+        assert caught.value.partial == 100_000
+        with pytest.raises(ProtocolError):
+            await response.read(10)
 
 
 async def test_stray_bytes_after_body_read_past_h11(nursery: trio.Nursery) -> None:
