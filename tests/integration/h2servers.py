@@ -106,6 +106,8 @@ _NGINX_SERVER = """
         location = / { return 200 "hello"; }
         location = /big { alias "%(dir)s/big.bin"; }
         location = /medium { alias "%(dir)s/medium.bin"; }
+        # The same body at 1 MB/s (about 0.1 s): a stream that stays open.
+        location = /medium-slow { alias "%(dir)s/medium.bin"; limit_rate 1m; }
         location /dav/ {
             root "%(dir)s";
             dav_methods PUT;
