@@ -5,11 +5,15 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 #: Seconds a daemon gets to exit after SIGTERM before SIGKILL.
 STOP_TIMEOUT = 10.0
+#: Seconds a daemon gets to accept connections on its ports.
+START_TIMEOUT = 10.0
 
 
 def free_port() -> int:
@@ -50,3 +54,30 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def launch(
+    argv: Sequence[str], directory: Path, ports: Sequence[int], output: str
+) -> subprocess.Popen[bytes]:
+    """Start a daemon, its output in ``directory/output``; wait until each
+    port accepts. If it exits or is not ready in time, it is stopped and a
+    RuntimeError shows the end of its output and of ``error.log``."""
+    with (directory / output).open("wb") as sink:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink
+        )
+    waiting = list(ports)
+    deadline = time.monotonic() + START_TIMEOUT
+    while waiting:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            logs = "".join(
+                f"--- {name}:\n{tail(directory / name)}\n"
+                for name in (output, "error.log")
+            )
+            raise RuntimeError(f"{Path(argv[0]).name} did not start:\n{logs}")
+        if accepts(waiting[0]):
+            waiting.pop(0)
+        else:
+            time.sleep(0.02)
+    return process

@@ -30,7 +30,6 @@ import contextlib
 import functools
 import math
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.integration.daemons import LOOPBACK, accepts, free_port, stop_process, tail
+from tests.integration.daemons import LOOPBACK, free_port, launch, stop_process
 from tests.integration.nginx import BIG_SIZE, find_nginx
 from tests.integration.proxies import find_binary
 from trio_pool.testing import pattern
@@ -59,7 +58,6 @@ __all__ = [
 
 #: The size of nginx's ``/medium``: a few DATA frames.
 MEDIUM_SIZE = 100_003
-_START_TIMEOUT = 10.0
 _START_ATTEMPTS = 3
 
 #: The nginx server blocks: name -> (listen options, extra directives).
@@ -167,7 +165,7 @@ def start_nginx_h2(directory: Path, tls_cert: Any) -> Iterator[NginxH2Handle]:
         argv = [binary, "-p", str(directory), "-c", str(directory / "nginx.conf")]
         argv += ["-e", str(directory / "error.log")]
         try:
-            process = _launch(argv, directory, list(ports.values()))
+            process = launch(argv, directory, list(ports.values()), "daemon.out")
         except RuntimeError:
             if attempt == _START_ATTEMPTS - 1:
                 raise
@@ -194,31 +192,6 @@ def _write_nginx_conf(directory: Path, ports: dict[str, int]) -> None:
     )
     conf = _NGINX_CONF % {"dir": str(directory), "servers": servers}
     (directory / "nginx.conf").write_text(conf)
-
-
-def _launch(
-    argv: Sequence[str], directory: Path, ports: list[int]
-) -> subprocess.Popen[bytes]:
-    """Start a daemon with its output in ``daemon.out``; wait for its ports."""
-    with (directory / "daemon.out").open("wb") as sink:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink
-        )
-    waiting = list(ports)
-    deadline = time.monotonic() + _START_TIMEOUT
-    while waiting:
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            logs = "".join(
-                f"--- {name}:\n{tail(directory / name)}\n"
-                for name in ("daemon.out", "error.log")
-            )
-            raise RuntimeError(f"{argv[0]} did not start:\n{logs}")
-        if accepts(waiting[0]):
-            waiting.pop(0)
-        else:
-            time.sleep(0.02)
-    return process
 
 
 # -- nghttpd ----------------------------------------------------------------------
@@ -275,7 +248,7 @@ def start_nghttpd(
         argv = [binary, "-a", LOOPBACK, "-d", str(docroot), *options]
         argv += ([] if tls else ["--no-tls"]) + [str(port), *keys]
         try:
-            process = _launch(argv, directory, [port])
+            process = launch(argv, directory, [port], "daemon.out")
         except RuntimeError:
             if attempt == _START_ATTEMPTS - 1:
                 raise

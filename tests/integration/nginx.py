@@ -33,7 +33,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemons import LOOPBACK, accepts, free_port, stop_process, tail
+from tests.integration.daemons import LOOPBACK, free_port, launch, stop_process
 from trio_pool.testing import pattern
 
 __all__ = [
@@ -94,7 +93,6 @@ _TLS = """
         ssl_certificate_key "%(dir)s/key.pem";
 """
 
-_START_TIMEOUT = 10.0
 _START_ATTEMPTS = 3
 
 
@@ -212,22 +210,5 @@ def _launch(
     # -e: nginx opens its default error log before reading the config; that
     # path is not writable for a non-root developer.
     argv += ["-e", str(directory / "error.log")]
-    with (directory / "nginx.out").open("wb") as sink:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink
-        )
     waiting = [ports["http_port"], *([ports["https_port"]] if tls else [])]
-    deadline = time.monotonic() + _START_TIMEOUT
-    while waiting:
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            logs = "".join(
-                f"--- {name}:\n{tail(directory / name)}\n"
-                for name in ("nginx.out", "error.log")
-            )
-            raise RuntimeError(f"nginx did not start:\n{logs}")
-        if accepts(waiting[0]):
-            waiting.pop(0)
-        else:
-            time.sleep(0.02)
-    return process
+    return launch(argv, directory, waiting, "nginx.out")
