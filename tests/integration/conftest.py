@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import trustme
 
 from trio_pool import HTTPConnectionPool, PoolStatistics
 from trio_pool._connection import ConnState
 from trio_pool.testing import Server, open_server
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority for a module's TLS servers."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path, ca: trustme.CA) -> str:
+    """``ca``'s certificate as a PEM file, for ``ca_certs=``."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
 
 
 @pytest.fixture

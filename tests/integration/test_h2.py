@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,18 +46,6 @@ def _deadline(nursery: trio.Nursery) -> None:
         raise TimeoutError(f"test still running after {DEADLINE} s")
 
     nursery.start_soon(watchdog)
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(tmp_path: Path, ca: trustme.CA) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
 
 
 def server_context(ca: trustme.CA) -> ssl.SSLContext:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import trio
-import trustme
 
 from tests.integration.conftest import assert_pool_exact
 from tests.integration.h2servers import (
@@ -68,20 +67,8 @@ def assert_conns_agree_with_h2(pool: HTTPConnectionPool) -> None:
 
 
 @pytest.fixture(scope="module")
-def ca() -> Any:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
 def leaf(ca: Any) -> Any:
     return ca.issue_cert("localhost", HOST)
-
-
-@pytest.fixture
-def ca_file(ca: Any, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
 
 
 # -- nginx ----------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from typing import Any
 
 import pytest
 import trio
-import trustme
 
 from tests.integration.h2servers import MEDIUM_SIZE, NginxH2Handle, start_nginx_h2
 from trio_pool import HTTPConnectionPool, HTTPSConnectionPool
@@ -120,11 +119,6 @@ def assert_soaked(outcomes: Counter[str], stats: Any) -> None:
 
 
 # -- against nginx --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ca() -> Any:
-    return trustme.CA()
 
 
 @pytest.fixture(scope="module")

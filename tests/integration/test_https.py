@@ -57,20 +57,8 @@ def _deadline(nursery: trio.Nursery) -> None:
 
 
 @pytest.fixture(scope="module")
-def ca() -> Any:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
 def leaf(ca: Any) -> Any:
     return ca.issue_cert("localhost", "127.0.0.1")
-
-
-@pytest.fixture
-def ca_file(tmp_path: Path, ca: Any) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
 
 
 def server_context(

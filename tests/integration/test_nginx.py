@@ -9,12 +9,10 @@ the whole module; each test uses its own pool.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-import trustme
 
 from tests.integration.conftest import assert_pool_exact
 from tests.integration.nginx import BIG_SIZE, NginxHandle, start_nginx
@@ -36,22 +34,10 @@ def _deadline(nursery: trio.Nursery) -> None:
 
 
 @pytest.fixture(scope="module")
-def ca() -> Any:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
 def nginx(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxHandle]:
     directory = tmp_path_factory.mktemp("nginx")
     with start_nginx(directory, tls_cert=ca.issue_cert("localhost")) as handle:
         yield handle
-
-
-@pytest.fixture
-def ca_file(ca: Any, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
 
 
 def https_pool(nginx: NginxHandle, ca_file: str) -> HTTPSConnectionPool:

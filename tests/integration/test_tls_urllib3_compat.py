@@ -24,10 +24,9 @@ from trio_pool._tls import TLSConfig
 from trio_pool._transport import start_tls
 from trio_pool.testing import Server, open_server
 
-# pytest takes fixtures from module attributes: test_https's, shared here.
+# pytest takes fixtures from module attributes: test_https's, shared here
+# (ca and ca_file come from conftest.py).
 _deadline = https._deadline
-ca = https.ca
-ca_file = https.ca_file
 leaf = https.leaf
 server = https.server
 get_ok = https.get_ok
