@@ -164,7 +164,6 @@ class HTTP11Connection:
         "_prefetched",
         "_read_timeout",
         "_sock",
-        "_stray",
         "_url",
         "owner",
         "stream",
@@ -193,7 +192,6 @@ class HTTP11Connection:
         # beyond the head (``_pending``), then the stream itself.
         self._direct = False
         self._pending = b""
-        self._stray = False  # bytes came after such a body
         # Body pieces of an early answer, read while the upload was stopped.
         self._prefetched: list[bytes] | None = None
         #: A chunked body's trailer fields, once its end has been read.
@@ -421,7 +419,6 @@ class HTTP11Connection:
         docstring): first what h11 buffered beyond the head, then the stream."""
         self._pending, closed = self._h11.trailing_data
         self._eof = self._eof or closed
-        self._stray = False
         self._direct = True
 
     async def receive_data(self) -> bytes:
@@ -456,8 +453,6 @@ class HTTP11Connection:
         pending = self._pending
         if left <= 0:
             self._in_body = False
-            # Bytes beyond the body would pass for the next response.
-            self._stray = self._stray or bool(pending)
             return b""
         if pending:
             data: bytes | bytearray = pending[:left]
@@ -554,8 +549,8 @@ class HTTP11Connection:
             self._direct = False
             if conn.our_state is not h11.DONE or self._in_body or self._eof:
                 return False
-            if self._stray or self._pending:
-                return False
+            if self._pending:
+                return False  # bytes after the body would pass for the next response
             self._h11 = h11.Connection(
                 h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES
             )
