@@ -165,15 +165,18 @@ class Connection:
         readable = self._poll is not None and _readable_now(self._poll)
         if readable and not plain:
             return None
-        self.state = ConnState.ACTIVE
-        self._lends += 1
-        self._watch_from = math.inf
+        self._mark_taken()
         if self._watch_scope is not None:
             self._watch_scope.cancel()
         if readable:
             self.discard()
             return False
         return True
+
+    def _mark_taken(self) -> None:
+        self.state = ConnState.ACTIVE
+        self._lends += 1  # tells the task "taken", not "expired"
+        self._watch_from = math.inf
 
     async def take(self) -> bool:
         """Take an idle connection out of its task's watch, for a request.
@@ -185,9 +188,7 @@ class Connection:
         taken = self.take_at_once()
         if taken is not None:
             return taken
-        self.state = ConnState.ACTIVE
-        self._lends += 1
-        self._watch_from = math.inf
+        self._mark_taken()
         scope = self._watch_scope
         if scope is None:
             # Not watched yet, but bytes came while idle.
