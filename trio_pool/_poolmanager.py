@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -227,9 +227,9 @@ class PoolManager:
         """Totals over the manager's pools (see ``PoolStatistics``)."""
         per_pool = [pool.statistics() for pool in self.pools.values()]
         summed = {
-            name: sum(getattr(s, name) for s in per_pool)
-            for name in ManagerStatistics.__dataclass_fields__
-            if name != "pools"
+            f.name: sum(getattr(s, f.name) for s in per_pool)
+            for f in fields(ManagerStatistics)
+            if f.name != "pools"
         }
         return ManagerStatistics(pools=len(per_pool), **summed)
 
